@@ -1,0 +1,110 @@
+/**
+ * Errors the user is expected to see, with stable codes and exit codes.
+ *
+ * This file is the one place where exit codes are defined; `main.ts` maps any
+ * `IntellistorError` to its exit code and prints `toJSON()` on stderr.
+ */
+
+/** Exit codes, documented in the README (like restic's). */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  /** The backup finished, but some source files could not be read. */
+  partial: 3,
+  /** The repository, bucket, backup or manifest does not exist. */
+  notFound: 10,
+  /** No key in the keyring opens this backup. */
+  wrongKey: 12,
+  /** Data was corrupted, truncated or tampered with. */
+  integrity: 13,
+  interrupted: 130,
+} as const;
+export type ExitCode = typeof ExitCode[keyof typeof ExitCode];
+
+/** Stable machine-readable error codes. */
+export type ErrorCode =
+  | "USAGE"
+  | "POLICY_INVALID"
+  | "POLICY_EXISTS"
+  | "POLICY_NOT_FOUND"
+  | "ENV_FILE_NOT_FOUND"
+  | "ENV_FILE_INVALID"
+  | "KEY_MISSING"
+  | "KEY_INVALID"
+  | "WRONG_KEY"
+  | "BUCKET_MISSING"
+  | "BUCKET_NOT_FOUND"
+  | "BACKUP_NOT_FOUND"
+  | "ACCESS_DENIED"
+  | "STORAGE_UNREACHABLE"
+  | "STORAGE_ERROR"
+  | "INTEGRITY"
+  | "FORMAT_UNSUPPORTED"
+  | "PATTERN_INVALID"
+  | "NO_MATCH"
+  | "OUTPUT_EXISTS"
+  | "UNSAFE_PATH"
+  | "IO_ERROR"
+  | "INTERRUPTED"
+  | "INTERNAL";
+
+const exitCodeOf: Record<ErrorCode, ExitCode> = {
+  USAGE: ExitCode.usage,
+  POLICY_INVALID: ExitCode.usage,
+  POLICY_EXISTS: ExitCode.usage,
+  POLICY_NOT_FOUND: ExitCode.usage,
+  ENV_FILE_NOT_FOUND: ExitCode.usage,
+  ENV_FILE_INVALID: ExitCode.usage,
+  KEY_MISSING: ExitCode.usage,
+  KEY_INVALID: ExitCode.usage,
+  WRONG_KEY: ExitCode.wrongKey,
+  BUCKET_MISSING: ExitCode.usage,
+  BUCKET_NOT_FOUND: ExitCode.notFound,
+  BACKUP_NOT_FOUND: ExitCode.notFound,
+  ACCESS_DENIED: ExitCode.failure,
+  STORAGE_UNREACHABLE: ExitCode.failure,
+  STORAGE_ERROR: ExitCode.failure,
+  INTEGRITY: ExitCode.integrity,
+  FORMAT_UNSUPPORTED: ExitCode.integrity,
+  PATTERN_INVALID: ExitCode.usage,
+  NO_MATCH: ExitCode.notFound,
+  OUTPUT_EXISTS: ExitCode.failure,
+  UNSAFE_PATH: ExitCode.integrity,
+  IO_ERROR: ExitCode.failure,
+  INTERRUPTED: ExitCode.interrupted,
+  INTERNAL: ExitCode.failure,
+};
+
+/** An error meant for the user: what failed, and a hint on what to do. */
+export class IntellistorError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string;
+  override readonly name = "IntellistorError";
+
+  constructor(code: ErrorCode, message: string, hint = "", options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.hint = hint;
+  }
+
+  get exitCode(): ExitCode {
+    return exitCodeOf[this.code];
+  }
+
+  toJSON(): { error: { code: ErrorCode; message: string; hint: string; exit_code: number } } {
+    return {
+      error: { code: this.code, message: this.message, hint: this.hint, exit_code: this.exitCode },
+    };
+  }
+}
+
+/** Shorthand for corrupted or tampered data: never a partial success. */
+export function integrityError(message: string, options?: ErrorOptions): IntellistorError {
+  return new IntellistorError(
+    "INTEGRITY",
+    message,
+    "The backup object or manifest is corrupted, truncated or was modified. Try another backup.",
+    options,
+  );
+}
