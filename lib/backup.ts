@@ -1,0 +1,162 @@
+/**
+ * The backup use case: walk → tar → gzip segments → encrypt → storage, then
+ * the sealed manifest, written last: a backup without a manifest does not exist.
+ */
+import { Buffer } from "node:buffer";
+import { hostname } from "node:os";
+import { createArchiveStream } from "./archive/archive_writer.ts";
+import type { BackupWarning } from "./archive/catalog.ts";
+import { walkSources } from "./archive/walk.ts";
+import type { Keyring } from "./crypto/keys.ts";
+import { chunkCount, createStreamKeys, encryptStream } from "./crypto/stream.ts";
+import { compilePatterns } from "./glob.ts";
+import {
+  MANIFEST_FORMAT,
+  MANIFEST_NAME,
+  OBJECT_NAME,
+  type PublicManifest,
+  sealManifest,
+} from "./manifest.ts";
+import type { Policy } from "./policy/policy.ts";
+import type { Storage } from "./storage/storage.ts";
+import { bytesStream, forkTo, MeterStream } from "./streams.ts";
+import { VERSION } from "./version.ts";
+
+export interface BackupOptions {
+  policy: Policy;
+  storage: Storage;
+  keyring: Keyring;
+  /** A second store that receives a copy of both files (the CLI's `--out`). */
+  localCopy?: Storage;
+  /** Injectable clock (tests). */
+  now?: () => Date;
+  segmentTarget?: number;
+}
+
+export interface BackupResult {
+  backup_id: string;
+  timestamp: string;
+  policy: string;
+  key_backup: string;
+  key_manifest: string;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+  compressed_bytes: number;
+  duration_ms: number;
+  warnings: BackupWarning[];
+  /** True when some source entries could not be read completely (exit code 3). */
+  partial: boolean;
+}
+
+/** `20260131T174311Z`: sortable, and safe in object keys and file names. */
+export function formatTimestamp(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+}
+
+export async function runBackup(options: BackupOptions): Promise<BackupResult> {
+  const { policy, storage } = options;
+  const now = options.now ?? (() => new Date());
+  const started = now();
+  const startedMs = performance.now();
+  const timestamp = formatTimestamp(started);
+  const backupId = crypto.randomUUID();
+  const prefix = `backups/${policy.id}/${timestamp}/${backupId}/`;
+  const objectKey = prefix + OBJECT_NAME;
+  const manifestKey = prefix + MANIFEST_NAME;
+
+  const keys = await createStreamKeys(options.keyring);
+  const warnings: BackupWarning[] = [];
+  const warn = (warning: BackupWarning) => warnings.push(warning);
+  // Windows file names are case-insensitive, so are exclusions there.
+  const excluded = policy.exclude.length > 0
+    ? compilePatterns(policy.exclude, { caseInsensitive: Deno.build.os === "windows" })
+    : undefined;
+  const sources = walkSources(policy.paths, { excluded, warn });
+  const { stream: archive, catalog } = createArchiveStream(sources, {
+    compressionLevel: policy.compression.level,
+    segmentTarget: options.segmentTarget,
+    warn,
+  });
+  const plaintextMeter = new MeterStream();
+  const objectMeter = new MeterStream();
+  let encrypted = archive.pipeThrough(plaintextMeter).pipeThrough(encryptStream(keys)).pipeThrough(
+    objectMeter,
+  );
+  let localObject: Promise<unknown> | undefined;
+  if (options.localCopy !== undefined) {
+    const copy = options.localCopy;
+    const fork = forkTo((side) => copy.put(objectKey, side));
+    encrypted = encrypted.pipeThrough(fork.stream);
+    localObject = fork.done;
+  }
+
+  try {
+    await storage.put(objectKey, encrypted);
+    await localObject;
+  } catch (error) {
+    await Promise.allSettled([
+      storage.delete(objectKey),
+      localObject,
+      options.localCopy?.delete(objectKey),
+    ]);
+    throw error;
+  }
+
+  const count = (type: string) => catalog.entries.filter((e) => e.type === type).length;
+  const publicManifest: PublicManifest = {
+    format: MANIFEST_FORMAT,
+    backup_id: backupId,
+    policy_id: policy.id,
+    timestamp,
+    host: hostname(),
+    client_version: VERSION,
+    object: {
+      key: objectKey,
+      size: objectMeter.bytes,
+      sha256: objectMeter.digest(),
+      stream_id: Buffer.from(keys.streamId).toString("hex"),
+      chunk_count: chunkCount(plaintextMeter.bytes),
+      plaintext_size: plaintextMeter.bytes,
+    },
+    key: { key_id: keys.keyIdHex, kdf: keys.kdf },
+    summary: {
+      files: count("file"),
+      dirs: count("dir"),
+      symlinks: count("symlink"),
+      bytes: catalog.contentBytes,
+      skipped: warnings.filter((w) => w.skipped).length,
+    },
+  };
+  const manifest = await sealManifest(publicManifest, {
+    backup_id: backupId,
+    policy_id: policy.id,
+    stream_id: publicManifest.object.stream_id,
+    object_key: objectKey,
+    sources: policy.paths,
+    entries: catalog.entries,
+    segments: catalog.segments,
+    warnings,
+  }, keys);
+  const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
+  // The local copy's manifest first: the remote manifest is the commit point.
+  await options.localCopy?.put(manifestKey, bytesStream(manifestBytes));
+  await storage.put(manifestKey, bytesStream(manifestBytes));
+
+  return {
+    backup_id: backupId,
+    timestamp,
+    policy: policy.id,
+    key_backup: objectKey,
+    key_manifest: manifestKey,
+    files: publicManifest.summary.files,
+    dirs: publicManifest.summary.dirs,
+    symlinks: publicManifest.summary.symlinks,
+    bytes: catalog.contentBytes,
+    compressed_bytes: objectMeter.bytes,
+    duration_ms: Math.round(performance.now() - startedMs),
+    warnings,
+    partial: warnings.length > 0,
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * `manifest.json`: the commit marker of a backup (docs/FORMAT.md §3).
+ *
+ * A public part (enough to list backups and pick a key) and a sealed part
+ * (the file list and segment table) encrypted under a key derived from the
+ * backup's data key. The sealed part's AAD is the canonical JSON of the whole
+ * public part, so changing any public field, or pairing the manifest with
+ * another backup's object, makes opening fail.
+ */
+import { Buffer } from "node:buffer";
+import zlib from "node:zlib";
+import type { BackupWarning, CatalogEntry, SegmentRecord } from "./archive/catalog.ts";
+import { manifestKey, type StreamKeys } from "./crypto/stream.ts";
+import { integrityError, IntellistorError } from "./errors.ts";
+
+export const MANIFEST_FORMAT = "intellistor-manifest/1";
+export const OBJECT_NAME = "backup.tar.gz.enc";
+export const MANIFEST_NAME = "manifest.json";
+
+export interface PublicManifest {
+  format: typeof MANIFEST_FORMAT;
+  backup_id: string;
+  policy_id: string;
+  /** UTC, like `20260131T174311Z`. */
+  timestamp: string;
+  host: string;
+  client_version: string;
+  object: {
+    key: string;
+    size: number;
+    /** SHA-256 (hex) of the encrypted object. */
+    sha256: string;
+    stream_id: string;
+    chunk_count: number;
+    plaintext_size: number;
+  };
+  key: { key_id: string; kdf: StreamKeys["kdf"] };
+  summary: { files: number; dirs: number; symlinks: number; bytes: number; skipped: number };
+}
+
+export interface Manifest extends PublicManifest {
+  /** base64(nonce ‖ AES-256-GCM(gzip(JSON of SealedContent))). */
+  sealed: string;
+}
+
+export interface SealedContent {
+  backup_id: string;
+  policy_id: string;
+  stream_id: string;
+  object_key: string;
+  /** The policy's source paths, as they were at backup time. */
+  sources: string[];
+  entries: CatalogEntry[];
+  segments: SegmentRecord[];
+  warnings: BackupWarning[];
+}
+
+const encoder = new TextEncoder();
+
+/** JSON with object keys sorted at every level: the bytes the seal authenticates. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const keys = Object.keys(value).filter((k) =>
+      (value as Record<string, unknown>)[k] !== undefined
+    ).sort();
+    return `{${
+      keys.map((k) =>
+        `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`
+      )
+        .join(",")
+    }}`;
+  }
+  return JSON.stringify(value);
+}
+
+function publicPart(manifest: PublicManifest & { sealed?: unknown }): Record<string, unknown> {
+  const { sealed: _sealed, ...rest } = manifest;
+  return rest;
+}
+
+export async function sealManifest(
+  publicManifest: PublicManifest,
+  content: SealedContent,
+  keys: StreamKeys,
+): Promise<Manifest> {
+  const key = await manifestKey(keys);
+  const nonce = crypto.getRandomValues(new Uint8Array(12));
+  const plaintext = new Uint8Array(zlib.gzipSync(encoder.encode(JSON.stringify(content))));
+  const ciphertext = new Uint8Array(
+    await crypto.subtle.encrypt(
+      {
+        name: "AES-GCM",
+        iv: nonce,
+        additionalData: encoder.encode(canonicalJson(publicPart(publicManifest))),
+      },
+      key,
+      plaintext,
+    ),
+  );
+  const sealed = Buffer.concat([nonce, ciphertext]).toString("base64");
+  return { ...publicManifest, sealed };
+}
+
+/** Parses manifest text, checking only what is needed to open it. */
+export function parseManifest(text: string, where: string): Manifest {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw integrityError(`Manifest "${where}" is not valid JSON`);
+  }
+  const m = value as Partial<Manifest> | null;
+  if (m === null || typeof m !== "object") {
+    throw integrityError(`Manifest "${where}" is not an object`);
+  }
+  if (m.format !== MANIFEST_FORMAT) {
+    throw new IntellistorError(
+      "FORMAT_UNSUPPORTED",
+      `Manifest "${where}" has format ${JSON.stringify(m.format)}, expected "${MANIFEST_FORMAT}"`,
+      "It was written by another program or a newer version of Intellistor.",
+    );
+  }
+  if (
+    typeof m.sealed !== "string" || typeof m.object !== "object" || m.object === null ||
+    typeof m.object.stream_id !== "string" || typeof m.object.chunk_count !== "number" ||
+    typeof m.object.plaintext_size !== "number" || typeof m.object.size !== "number"
+  ) {
+    throw integrityError(`Manifest "${where}" is missing required fields`);
+  }
+  return m as Manifest;
+}
+
+/**
+ * Opens the sealed part with the keys of the object it claims to describe.
+ * Fails (INTEGRITY) if any public field was changed, the sealed blob was
+ * touched, or the manifest belongs to another object.
+ */
+export async function openManifest(manifest: Manifest, keys: StreamKeys): Promise<SealedContent> {
+  const streamIdHex = Buffer.from(keys.streamId).toString("hex");
+  if (manifest.object.stream_id !== streamIdHex) {
+    throw integrityError("The manifest does not belong to this backup object (stream id differs)");
+  }
+  const blob = Buffer.from(manifest.sealed, "base64");
+  if (blob.length < 12 + 16) throw integrityError("The manifest's sealed part is truncated");
+  let plaintext: Uint8Array;
+  try {
+    plaintext = new Uint8Array(
+      await crypto.subtle.decrypt(
+        {
+          name: "AES-GCM",
+          iv: new Uint8Array(blob.subarray(0, 12)),
+          additionalData: encoder.encode(canonicalJson(publicPart(manifest))),
+        },
+        await manifestKey(keys),
+        new Uint8Array(blob.subarray(12)),
+      ),
+    );
+  } catch {
+    throw integrityError(
+      "The manifest failed authentication: it was modified or is not this backup's",
+    );
+  }
+  const content = JSON.parse(new TextDecoder().decode(zlib.gunzipSync(plaintext))) as SealedContent;
+  if (
+    content.backup_id !== manifest.backup_id || content.stream_id !== streamIdHex ||
+    content.object_key !== manifest.object.key || content.policy_id !== manifest.policy_id
+  ) {
+    throw integrityError("The manifest's sealed part disagrees with its public part");
+  }
+  return content;
+}
+
+/** The manifest's key for an object key (`…/backup.tar.gz.enc` → `…/manifest.json`). */
+export function manifestKeyFor(objectKey: string): string {
+  if (!objectKey.endsWith(`/${OBJECT_NAME}`) && objectKey !== OBJECT_NAME) {
+    throw new IntellistorError(
+      "USAGE",
+      `--key must name a "${OBJECT_NAME}" object, got "${objectKey}"`,
+      'Use the "s3.key_backup" value printed by the backup, e.g. ' +
+        `"backups/<policy>/<timestamp>/<backup_id>/${OBJECT_NAME}".`,
+    );
+  }
+  return objectKey.slice(0, -OBJECT_NAME.length) + MANIFEST_NAME;
+}
