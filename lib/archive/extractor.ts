@@ -1,0 +1,219 @@
+/**
+ * Writes tar entries under an output directory, trusting only the sealed
+ * manifest: every entry must be listed there with the same type, size and
+ * offset, and every file must hash to the manifest's SHA-256 before it gets
+ * its real name (written as a temporary file, renamed once verified).
+ * Symlinks are created last, so no entry can be written through one.
+ */
+import { createHash } from "node:crypto";
+import path from "node:path";
+import { IntellistorError } from "../errors.ts";
+import {
+  currentPlatform,
+  ensureDirectory,
+  ensureParentDirectory,
+  type Platform,
+  resolveInside,
+} from "../safe_path.ts";
+import type { CatalogEntry } from "./catalog.ts";
+import type { TarEntry } from "./tar.ts";
+
+export interface RestoreFailure {
+  path: string;
+  message: string;
+}
+
+export interface ExtractorOptions {
+  outDir: string;
+  /** Every entry of the manifest, by relative_path. */
+  known: ReadonlyMap<string, CatalogEntry>;
+  /** The relative paths to restore. */
+  selected: ReadonlySet<string>;
+  overwrite: boolean;
+  platform?: Platform;
+}
+
+export class Extractor {
+  readonly failures: RestoreFailure[] = [];
+  restored = 0;
+  bytes = 0;
+  readonly #options: ExtractorOptions;
+  readonly #platform: Platform;
+  readonly #seen = new Set<string>();
+  readonly #symlinks: CatalogEntry[] = [];
+  readonly #directories: CatalogEntry[] = [];
+
+  constructor(options: ExtractorOptions) {
+    this.#options = options;
+    this.#platform = options.platform ?? currentPlatform;
+  }
+
+  /** Restores the selected entries found in `entries`; skips the others. */
+  async consume(entries: AsyncIterable<TarEntry>): Promise<void> {
+    for await (const entry of entries) {
+      const listed = this.#options.known.get(entry.path);
+      if (listed === undefined) {
+        this.#fail(entry.path, "archive entry is not listed in the manifest; skipped");
+        continue;
+      }
+      if (!this.#options.selected.has(entry.path)) continue;
+      if (this.#seen.has(entry.path)) {
+        this.#fail(entry.path, "archive holds this name twice; the second copy was skipped");
+        continue;
+      }
+      this.#seen.add(entry.path);
+      if (
+        entry.type !== listed.type || entry.offset !== listed.tar_offset ||
+        (listed.type === "file" && entry.size !== listed.size) ||
+        (listed.type === "symlink" && entry.linkname !== listed.link)
+      ) {
+        this.#fail(entry.path, "archive entry disagrees with the manifest; skipped");
+        continue;
+      }
+      try {
+        if (listed.type === "file") await this.#writeFile(entry, listed);
+        else if (listed.type === "dir") {
+          await ensureDirectory(this.#options.outDir, listed.relative_path, this.#platform);
+          this.#directories.push(listed);
+          this.restored++;
+        } else this.#symlinks.push(listed);
+      } catch (error) {
+        // A broken stream (decryption, truncation) ends the whole restore.
+        if (error instanceof StreamBroken) throw error.cause;
+        this.#fail(entry.path, messageOf(error));
+      }
+    }
+  }
+
+  /** Creates symlinks, sets directory times, and reports selected entries never seen. */
+  async finish(): Promise<void> {
+    for (const link of this.#symlinks) {
+      try {
+        await this.#writeSymlink(link);
+        this.restored++;
+      } catch (error) {
+        this.#fail(link.relative_path, messageOf(error));
+      }
+    }
+    // Deepest first: creating children changes a directory's mtime.
+    const byDepth = [...this.#directories].sort((a, b) =>
+      b.relative_path.split("/").length - a.relative_path.split("/").length
+    );
+    for (const dir of byDepth) {
+      const target = resolveInside(this.#options.outDir, dir.relative_path, this.#platform);
+      await this.#applyMetadata(target, dir);
+    }
+    for (const name of this.#options.selected) {
+      if (!this.#seen.has(name)) {
+        this.#fail(name, "listed in the manifest but missing from the archive");
+      }
+    }
+  }
+
+  async #writeFile(entry: TarEntry, listed: CatalogEntry): Promise<void> {
+    const target = resolveInside(this.#options.outDir, listed.relative_path, this.#platform);
+    const directory = await ensureParentDirectory(
+      this.#options.outDir,
+      listed.relative_path,
+      this.#platform,
+    );
+    if (!this.#options.overwrite && await exists(target)) {
+      throw new IntellistorError(
+        "OUTPUT_EXISTS",
+        "already exists; not overwritten (use --overwrite)",
+      );
+    }
+    const temporary = path.join(
+      directory,
+      `.${path.basename(target)}.${crypto.randomUUID().slice(0, 8)}.intellistor-partial`,
+    );
+    const hash = createHash("sha256");
+    const file = await Deno.open(temporary, { write: true, createNew: true, mode: 0o600 });
+    let renamed = false;
+    try {
+      try {
+        const body = entry.body[Symbol.asyncIterator]();
+        while (true) {
+          let next: IteratorResult<Uint8Array>;
+          try {
+            next = await body.next();
+          } catch (error) {
+            throw new StreamBroken(error);
+          }
+          if (next.done) break;
+          hash.update(next.value);
+          let written = 0;
+          while (written < next.value.length) {
+            written += await file.write(next.value.subarray(written));
+          }
+        }
+      } finally {
+        file.close();
+      }
+      const digest = hash.digest("hex");
+      if (digest !== listed.sha256) {
+        throw new IntellistorError(
+          "INTEGRITY",
+          `SHA-256 mismatch (expected ${listed.sha256}, got ${digest}); not restored`,
+        );
+      }
+      await this.#applyMetadata(temporary, listed);
+      await Deno.rename(temporary, target);
+      renamed = true;
+      this.restored++;
+      this.bytes += listed.size;
+    } finally {
+      if (!renamed) await Deno.remove(temporary).catch(() => {});
+    }
+  }
+
+  async #writeSymlink(link: CatalogEntry): Promise<void> {
+    const target = resolveInside(this.#options.outDir, link.relative_path, this.#platform);
+    await ensureParentDirectory(this.#options.outDir, link.relative_path, this.#platform);
+    if (await exists(target)) {
+      if (!this.#options.overwrite) {
+        throw new IntellistorError(
+          "OUTPUT_EXISTS",
+          "already exists; not overwritten (use --overwrite)",
+        );
+      }
+      await Deno.remove(target);
+    }
+    await Deno.symlink(link.link ?? "", target);
+  }
+
+  async #applyMetadata(target: string, entry: CatalogEntry): Promise<void> {
+    // setuid/setgid/sticky bits are not restored: only permissions.
+    if (this.#platform === "posix") await Deno.chmod(target, entry.mode & 0o777);
+    const mtime = new Date(entry.mtime);
+    await Deno.utime(target, mtime, mtime);
+  }
+
+  #fail(name: string, message: string): void {
+    this.failures.push({ path: name, message });
+  }
+}
+
+/** Wraps an error of the input stream itself, as opposed to one entry's. */
+class StreamBroken extends Error {
+  constructor(cause: unknown) {
+    super("input stream failed", { cause });
+  }
+}
+
+async function exists(target: string): Promise<boolean> {
+  try {
+    await Deno.lstat(target);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+function messageOf(error: unknown): string {
+  if (error instanceof IntellistorError) return error.message;
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,192 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import path from "node:path";
+import { IntellistorError } from "../errors.ts";
+import type { CatalogEntry } from "./catalog.ts";
+import { Extractor } from "./extractor.ts";
+import { encodeTarHeader, parseTar, TAR_END, tarPadding } from "./tar.ts";
+
+interface HostileEntry {
+  path: string;
+  type: "file" | "dir" | "symlink";
+  data?: string;
+  link?: string;
+  /** What the (attacker-written) manifest claims; defaults to the truth. */
+  claimedSha256?: string;
+  unlisted?: boolean;
+}
+
+/** A tar stream plus a manifest-like catalog, both under the test's control. */
+function build(entries: HostileEntry[]): { tar: Uint8Array; known: Map<string, CatalogEntry> } {
+  const parts: Uint8Array[] = [];
+  const known = new Map<string, CatalogEntry>();
+  let offset = 0;
+  for (const entry of entries) {
+    const data = new TextEncoder().encode(entry.data ?? "");
+    const header = encodeTarHeader({
+      path: entry.path,
+      type: entry.type,
+      size: entry.type === "file" ? data.length : 0,
+      mode: 0o644,
+      mtimeMs: 1_700_000_000_000,
+      linkname: entry.link,
+    });
+    if (!entry.unlisted && !known.has(entry.path)) {
+      known.set(entry.path, {
+        relative_path: entry.path,
+        type: entry.type,
+        size: entry.type === "file" ? data.length : 0,
+        mode: 0o644,
+        mtime: 1_700_000_000_000,
+        sha256: entry.type === "file"
+          ? entry.claimedSha256 ?? createHash("sha256").update(data).digest("hex")
+          : undefined,
+        link: entry.link,
+        source: "/src/" + entry.path,
+        segment: 0,
+        tar_offset: offset,
+      });
+    }
+    parts.push(header);
+    offset += header.length;
+    if (entry.type === "file") {
+      parts.push(data, new Uint8Array(tarPadding(data.length)));
+      offset += data.length + tarPadding(data.length);
+    }
+  }
+  parts.push(TAR_END);
+  const tar = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    tar.set(part, at);
+    at += part.length;
+  }
+  return { tar, known };
+}
+
+async function extract(
+  entries: HostileEntry[],
+  setup?: (out: string, outside: string) => Promise<void>,
+) {
+  const base = await Deno.makeTempDir({ prefix: "intellistor-extract-" });
+  const out = path.join(base, "out");
+  const outside = path.join(base, "outside");
+  await Deno.mkdir(out);
+  await Deno.mkdir(outside);
+  await setup?.(out, outside);
+  const { tar, known } = build(entries);
+  const extractor = new Extractor({
+    outDir: out,
+    known,
+    selected: new Set(known.keys()),
+    overwrite: false,
+    platform: "posix",
+  });
+  await extractor.consume(parseTar(ReadableStream.from([tar])));
+  await extractor.finish();
+  const outsideEntries = [...Deno.readDirSync(outside)].map((e) => e.name);
+  const baseEntries = [...Deno.readDirSync(base)].map((e) => e.name).sort();
+  return {
+    extractor,
+    out,
+    base,
+    outsideEntries,
+    baseEntries,
+    cleanup: () => Deno.remove(base, { recursive: true }),
+  };
+}
+
+Deno.test("Extractor refuses names that escape --out and writes nothing outside", async () => {
+  const r = await extract([
+    { path: "../x", type: "file", data: "evil" },
+    { path: "a/../../x", type: "file", data: "evil" },
+    { path: "ok.txt", type: "file", data: "fine" },
+  ]);
+  try {
+    assert.deepEqual(r.baseEntries, ["out", "outside"]);
+    assert.deepEqual(r.extractor.failures.map((f) => f.path).sort(), ["../x", "a/../../x"]);
+    assert.equal(Deno.readTextFileSync(path.join(r.out, "ok.txt")), "fine");
+  } finally {
+    await r.cleanup();
+  }
+});
+
+Deno.test("Extractor never writes through a symlink from the archive", async () => {
+  const r = await extract([
+    { path: "link", type: "symlink", link: "../outside" },
+    { path: "link/x.txt", type: "file", data: "evil" },
+    { path: "up", type: "symlink", link: "/" },
+  ]);
+  try {
+    assert.deepEqual(r.outsideEntries, []);
+    // The file went into a real directory named "link"; the symlink then could not replace it.
+    assert.ok(Deno.lstatSync(path.join(r.out, "link")).isDirectory);
+    assert.deepEqual(r.extractor.failures.map((f) => f.path), ["link"]);
+    // Symlinks are recreated as links, never followed.
+    assert.equal(Deno.readLinkSync(path.join(r.out, "up")), "/");
+  } finally {
+    await r.cleanup();
+  }
+});
+
+Deno.test("Extractor refuses a symlink planted in --out before the restore", async () => {
+  const r = await extract(
+    [{ path: "planted/x.txt", type: "file", data: "evil" }],
+    (out, outside) => Deno.symlink(outside, path.join(out, "planted")),
+  );
+  try {
+    assert.deepEqual(r.outsideEntries, []);
+    assert.equal(r.extractor.failures.length, 1);
+    assert.match(r.extractor.failures[0].message, /symbolic link/);
+  } finally {
+    await r.cleanup();
+  }
+});
+
+Deno.test("Extractor leaves no file under its real name when the SHA-256 differs", async () => {
+  const r = await extract([
+    { path: "bad.txt", type: "file", data: "content", claimedSha256: "0".repeat(64) },
+  ]);
+  try {
+    assert.deepEqual([...Deno.readDirSync(r.out)], []);
+    assert.match(r.extractor.failures[0].message, /SHA-256 mismatch/);
+  } finally {
+    await r.cleanup();
+  }
+});
+
+Deno.test("Extractor skips entries the manifest does not list, and duplicates", async () => {
+  const r = await extract([
+    { path: "listed.txt", type: "file", data: "one" },
+    { path: "smuggled.txt", type: "file", data: "evil", unlisted: true },
+    { path: "listed.txt", type: "file", data: "two" },
+  ]);
+  try {
+    assert.deepEqual([...Deno.readDirSync(r.out)].map((e) => e.name), ["listed.txt"]);
+    assert.equal(Deno.readTextFileSync(path.join(r.out, "listed.txt")), "one");
+    assert.equal(r.extractor.failures.length, 2);
+  } finally {
+    await r.cleanup();
+  }
+});
+
+Deno.test("Extractor stops on a truncated archive without a partial file under its name", async () => {
+  const { tar, known } = build([{ path: "big.txt", type: "file", data: "x".repeat(5000) }]);
+  const out = await Deno.makeTempDir();
+  try {
+    const extractor = new Extractor({
+      outDir: out,
+      known,
+      selected: new Set(known.keys()),
+      overwrite: false,
+      platform: "posix",
+    });
+    await assert.rejects(
+      extractor.consume(parseTar(ReadableStream.from([tar.subarray(0, 2048)]))),
+      (e) => e instanceof IntellistorError && e.code === "INTEGRITY",
+    );
+    assert.deepEqual([...Deno.readDirSync(out)], []);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});

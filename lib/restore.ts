@@ -1,0 +1,273 @@
+/**
+ * The restore use case: manifest → header → full stream or ranged segments →
+ * decrypt → gunzip → tar → verified files under `outDir`.
+ *
+ * A full restore reads the object as one stream. A selective restore
+ * (`only`) fetches just the chunks that hold the selected entries' segments.
+ */
+import { Duplex } from "node:stream";
+import zlib from "node:zlib";
+import type { CatalogEntry, SegmentRecord } from "./archive/catalog.ts";
+import { Extractor, type RestoreFailure } from "./archive/extractor.ts";
+import { parseTar } from "./archive/tar.ts";
+import { decryptChunkRun } from "./crypto/chunk_range.ts";
+import type { Keyring } from "./crypto/keys.ts";
+import {
+  CHUNK_SIZE,
+  chunkByteRange,
+  decryptStream,
+  HEADER_SIZE,
+  openHeader,
+} from "./crypto/stream.ts";
+import { integrityError, IntellistorError } from "./errors.ts";
+import { compilePatterns } from "./glob.ts";
+import { type Manifest, manifestKeyFor, openManifest, parseManifest } from "./manifest.ts";
+import { currentPlatform, type Platform, resolveInside } from "./safe_path.ts";
+import type { Storage } from "./storage/storage.ts";
+import { MeterStream, readAll } from "./streams.ts";
+
+export interface RestoreOptions {
+  storage: Storage;
+  keyring: Keyring;
+  /** The object key, `backups/…/backup.tar.gz.enc`. */
+  key: string;
+  outDir: string;
+  /** Glob patterns on relative_path (lib/glob.ts); none = everything. */
+  only?: string[];
+  overwrite?: boolean;
+  platform?: Platform;
+}
+
+export interface RestoreResult {
+  backup_id: string;
+  policy: string;
+  timestamp: string;
+  key_backup: string;
+  out: string;
+  /** Entries of the manifest selected by --only (all entries without it). */
+  found: number;
+  restored: number;
+  bytes: number;
+  integrity: "ok" | "failed";
+  failures: RestoreFailure[];
+  downloaded_bytes: number;
+  selective: boolean;
+  duration_ms: number;
+}
+
+/** Largest manifest accepted (a manifest is read into memory). */
+const MANIFEST_LIMIT = 1 << 30;
+
+export async function runRestore(options: RestoreOptions): Promise<RestoreResult> {
+  const startedMs = performance.now();
+  const platform = options.platform ?? currentPlatform;
+  // Patterns are checked before anything is downloaded.
+  const matcher = options.only?.length
+    ? compilePatterns(options.only, { caseInsensitive: platform === "windows" })
+    : undefined;
+  const { storage, key } = options;
+  const manifestKey = manifestKeyFor(key);
+  let downloaded = 0;
+
+  const manifest = await fetchManifest(storage, key, manifestKey);
+  downloaded += manifest.bytes;
+  const header = await readAll(await storage.get(key, { start: 0, end: HEADER_SIZE }), HEADER_SIZE);
+  downloaded += header.length;
+  if (header.length !== HEADER_SIZE) throw integrityError(`Backup object "${key}" is truncated`);
+  const keys = await openHeader(header, options.keyring);
+  const content = await openManifest(manifest.value, keys);
+
+  const known = new Map<string, CatalogEntry>();
+  for (const entry of content.entries) known.set(entry.relative_path, entry);
+  const selectedEntries = matcher
+    ? content.entries.filter((e) => matcher(e.relative_path))
+    : content.entries;
+  if (matcher && selectedEntries.length === 0) {
+    throw new IntellistorError(
+      "NO_MATCH",
+      `No entry of backup ${manifest.value.backup_id} matches --only ${
+        options.only!.map((p) => JSON.stringify(p)).join(" ")
+      }`,
+      'Patterns apply to relative_path: without "/" they match a file or directory name at any ' +
+        'depth ("*.png"), with "/" they match from the start ("docs/*").',
+    );
+  }
+  if (!options.overwrite) refuseExisting(options.outDir, selectedEntries, platform);
+
+  const extractor = new Extractor({
+    outDir: options.outDir,
+    known,
+    selected: new Set(selectedEntries.map((e) => e.relative_path)),
+    overwrite: options.overwrite ?? false,
+    platform,
+  });
+  await Deno.mkdir(options.outDir, { recursive: true });
+
+  if (matcher === undefined) {
+    const meter = new MeterStream();
+    const tarStream = (await storage.get(key))
+      .pipeThrough(meter)
+      .pipeThrough(decryptStream(options.keyring))
+      .pipeThrough(gunzip());
+    await extractGzipStream(extractor, tarStream);
+    downloaded += meter.bytes;
+    if (
+      meter.digest() !== manifest.value.object.sha256 || meter.bytes !== manifest.value.object.size
+    ) {
+      throw integrityError("The backup object's SHA-256 differs from the manifest");
+    }
+  } else {
+    const segmentIndexes = [...new Set(selectedEntries.map((e) => e.segment))].sort((a, b) =>
+      a - b
+    );
+    for (const run of contiguousRuns(segmentIndexes, content.segments)) {
+      const gzStart = run[0].gz_offset;
+      const last = run[run.length - 1];
+      const gzEnd = last.gz_offset + last.gz_length;
+      const firstChunk = Math.floor(gzStart / CHUNK_SIZE);
+      const lastChunk = Math.floor((gzEnd - 1) / CHUNK_SIZE);
+      const { chunk_count: totalChunks, plaintext_size: plaintextSize } = manifest.value.object;
+      const range = chunkByteRange(firstChunk, lastChunk, totalChunks, plaintextSize);
+      const meter = new MeterStream();
+      const tarStream = (await storage.get(key, range))
+        .pipeThrough(meter)
+        .pipeThrough(decryptChunkRun(keys, firstChunk, totalChunks))
+        .pipeThrough(slice(gzStart - firstChunk * CHUNK_SIZE, gzEnd - firstChunk * CHUNK_SIZE))
+        .pipeThrough(gunzip());
+      await extractGzipStream(extractor, tarStream, run[0].tar_offset);
+      downloaded += meter.bytes;
+    }
+  }
+  await extractor.finish();
+
+  return {
+    backup_id: manifest.value.backup_id,
+    policy: manifest.value.policy_id,
+    timestamp: manifest.value.timestamp,
+    key_backup: key,
+    out: options.outDir,
+    found: selectedEntries.length,
+    restored: extractor.restored,
+    bytes: extractor.bytes,
+    integrity: extractor.failures.length === 0 ? "ok" : "failed",
+    failures: extractor.failures,
+    downloaded_bytes: downloaded,
+    selective: matcher !== undefined,
+    duration_ms: Math.round(performance.now() - startedMs),
+  };
+}
+
+async function fetchManifest(
+  storage: Storage,
+  objectKey: string,
+  manifestKey: string,
+): Promise<{ value: Manifest; bytes: number }> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readAll(await storage.get(manifestKey), MANIFEST_LIMIT);
+  } catch (error) {
+    if (!(error instanceof IntellistorError) || error.code !== "BACKUP_NOT_FOUND") throw error;
+    const object = await storage.head(objectKey);
+    throw new IntellistorError(
+      "BACKUP_NOT_FOUND",
+      object === undefined
+        ? `No backup at "${objectKey}" in ${storage.location}`
+        : `Backup "${objectKey}" is incomplete: it has no manifest (the backup did not finish)`,
+      object === undefined
+        ? 'Check --key (the "s3.key_backup" value a backup printed) and the policy\'s destination.'
+        : "Restore another backup; a backup exists only once its manifest is written.",
+    );
+  }
+  return {
+    value: parseManifest(new TextDecoder().decode(bytes), manifestKey),
+    bytes: bytes.length,
+  };
+}
+
+/** Refuses up front, before any download, to replace existing files. */
+function refuseExisting(outDir: string, entries: CatalogEntry[], platform: Platform): void {
+  const clashes: string[] = [];
+  for (const entry of entries) {
+    if (entry.type === "dir") continue;
+    let target: string;
+    try {
+      target = resolveInside(outDir, entry.relative_path, platform);
+    } catch {
+      continue; // reported as a failure during extraction
+    }
+    try {
+      Deno.lstatSync(target);
+      clashes.push(entry.relative_path);
+    } catch {
+      // absent: fine
+    }
+    if (clashes.length >= 5) break;
+  }
+  if (clashes.length > 0) {
+    throw new IntellistorError(
+      "OUTPUT_EXISTS",
+      `Restore would replace existing files in "${outDir}": ${clashes.join(", ")}`,
+      "Restore into an empty directory, or pass --overwrite to replace them.",
+    );
+  }
+}
+
+/** Groups sorted segment indexes into runs whose bytes are adjacent in the object. */
+function contiguousRuns(indexes: number[], segments: SegmentRecord[]): SegmentRecord[][] {
+  const runs: SegmentRecord[][] = [];
+  let previous = -2;
+  for (const index of indexes) {
+    const segment = segments[index];
+    if (segment === undefined) {
+      throw integrityError(`The manifest names a missing segment ${index}`);
+    }
+    if (index === previous + 1) runs[runs.length - 1].push(segment);
+    else runs.push([segment]);
+    previous = index;
+  }
+  return runs;
+}
+
+/** Passes bytes [start, end) of the stream through, dropping the rest. */
+function slice(start: number, end: number): TransformStream<Uint8Array, Uint8Array> {
+  let position = 0;
+  return new TransformStream({
+    transform(chunk, controller) {
+      const from = Math.max(start - position, 0);
+      const to = Math.min(end - position, chunk.length);
+      if (from < to) controller.enqueue(chunk.subarray(from, to));
+      position += chunk.length;
+    },
+    flush() {
+      if (position < end) throw integrityError("A ranged read returned too few bytes");
+    },
+  });
+}
+
+/**
+ * Feeds decompressed tar bytes to the extractor. The payload was authenticated
+ * chunk by chunk, so a gzip error means the backup was written wrong or by
+ * someone else: reported as an integrity failure, like any other corruption.
+ */
+async function extractGzipStream(
+  extractor: Extractor,
+  tarStream: ReadableStream<Uint8Array>,
+  startOffset?: number,
+): Promise<void> {
+  const ranged = startOffset !== undefined;
+  try {
+    await extractor.consume(parseTar(tarStream, { allowMissingEnd: ranged, startOffset }));
+  } catch (error) {
+    await tarStream.cancel().catch(() => {});
+    const zlibCode = (error as { code?: unknown })?.code;
+    if (typeof zlibCode === "string" && zlibCode.startsWith("Z_")) {
+      throw integrityError(`The backup's gzip data is corrupt (${zlibCode})`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** Multi-member gzip decompression (DecompressionStream stops after the first member). */
+function gunzip(): TransformStream<Uint8Array, Uint8Array> {
+  return Duplex.toWeb(zlib.createGunzip()) as unknown as TransformStream<Uint8Array, Uint8Array>;
+}
