@@ -34,8 +34,8 @@ export function unsafeNameReason(
     if (relativePath.startsWith("\\")) return "absolute path";
     if (/^[A-Za-z]:/.test(relativePath)) return "drive letter";
   }
-  const separators = platform === "windows" ? /[\\/]/ : /\//;
-  for (const segment of relativePath.split(separators)) {
+  // Archive names are always "/"-separated; a backslash is part of a (Linux) name.
+  for (const segment of relativePath.split("/")) {
     if (segment === "") return "empty path segment";
     if (segment === "." || segment === "..") return `"${segment}" segment`;
     if (platform === "windows") {

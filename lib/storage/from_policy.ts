@@ -1,0 +1,44 @@
+/**
+ * Builds the concrete store a policy names. Only the CLI (and the SDK's
+ * convenience entry) do this; use cases see the `Storage` interface alone.
+ */
+import type { Environment } from "../config/env.ts";
+import { IntellistorError } from "../errors.ts";
+import type { Policy } from "../policy/policy.ts";
+import { LocalStorage } from "./local.ts";
+import type { Storage } from "./storage.ts";
+
+export interface StorageTarget {
+  storage: Storage;
+  /** The S3 bucket, or null for a local directory. */
+  bucket: string | null;
+}
+
+export async function openStorage(policy: Policy, env: Environment): Promise<StorageTarget> {
+  const destination = policy.destination;
+  if (destination.type === "local") {
+    return { storage: new LocalStorage(destination.path), bucket: null };
+  }
+  const bucket = destination.bucket || env.AWS_S3_BUCKET || "";
+  if (bucket === "") {
+    throw new IntellistorError(
+      "BUCKET_MISSING",
+      `Policy "${policy.id}" has no bucket, and AWS_S3_BUCKET is not set`,
+      "Set AWS_S3_BUCKET in the .env file (see .env.example), or destination.bucket in the policy.",
+    );
+  }
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  // Loaded only here: commands that never touch S3 never load the AWS SDK.
+  const { createS3Storage } = await import("./s3.ts");
+  const storage = await createS3Storage({
+    bucket,
+    prefix: destination.prefix || undefined,
+    endpoint: destination.endpoint || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined,
+    region: destination.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
+    credentials: accessKeyId && secretAccessKey
+      ? { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined }
+      : undefined,
+  });
+  return { storage, bucket };
+}

@@ -1,0 +1,175 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { LocalStorage } from "../lib/storage/local.ts";
+import {
+  assertIntellistorError,
+  generatedBytes,
+  generatedStream,
+  leakChecks,
+  rejection,
+  storageContractTests,
+} from "./storage_suite.ts";
+
+/** Temp files anywhere under `directory`: how many, and their total size. */
+async function tempFiles(directory: string): Promise<{ count: number; bytes: number }> {
+  const found = { count: 0, bytes: 0 };
+  for await (const entry of Deno.readDir(directory)) {
+    const path = join(directory, entry.name);
+    if (entry.isDirectory) {
+      const inner = await tempFiles(path);
+      found.count += inner.count;
+      found.bytes += inner.bytes;
+    } else if (entry.name.startsWith(".tmp-")) {
+      found.count++;
+      found.bytes += await Deno.stat(path).then((info) => info.size, () => 0);
+    }
+  }
+  return found;
+}
+
+/** A LocalStorage whose root does not exist yet (inside a fresh temp directory). */
+async function makeLocal() {
+  const directory = await Deno.makeTempDir({ prefix: "intellistor-local-storage-" });
+  const root = join(directory, "store");
+  const storage = new LocalStorage(root);
+  return {
+    storage,
+    root,
+    incompleteUploads: async () => (await tempFiles(directory)).count,
+    pendingWriteBytes: async () => (await tempFiles(directory)).bytes,
+    // Each chunk is written before the next is read.
+    readAheadLimit: 2 * 1024 * 1024,
+    cleanup: async () => {
+      await storage.close();
+      await Deno.remove(directory, { recursive: true });
+    },
+  };
+}
+
+storageContractTests("LocalStorage", makeLocal);
+
+Deno.test(
+  "LocalStorage: a missing root directory reads as empty and is created by put",
+  leakChecks,
+  async () => {
+    const { storage, root, cleanup } = await makeLocal();
+    try {
+      assertIntellistorError(await rejection(storage.get("a/b")), "BACKUP_NOT_FOUND");
+      assert.equal(await storage.head("a/b"), undefined);
+      for await (const object of storage.list("")) assert.fail(`unexpected ${object.key}`);
+      await storage.delete("a/b");
+      await storage.put("a/b", generatedStream(10, 1));
+      assert.ok((await Deno.stat(root)).isDirectory);
+    } finally {
+      await cleanup();
+    }
+  },
+);
+
+Deno.test(
+  "LocalStorage: key a/b/c is the file <root>/a/b/c and location is the absolute root",
+  leakChecks,
+  async () => {
+    const { storage, root, cleanup } = await makeLocal();
+    try {
+      await storage.put("backups/p/object.bin", generatedStream(1234, 5));
+      const onDisk = await Deno.readFile(join(root, "backups", "p", "object.bin"));
+      assert.deepEqual(onDisk, generatedBytes(0, 1234, 5));
+      assert.equal(storage.location, root);
+      assert.equal(new LocalStorage("relative/dir").location, join(Deno.cwd(), "relative", "dir"));
+    } finally {
+      await cleanup();
+    }
+  },
+);
+
+Deno.test(
+  "LocalStorage: put writes a .tmp- file beside the target and renames it only at the end",
+  leakChecks,
+  async () => {
+    const { storage, root, cleanup } = await makeLocal();
+    try {
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => release = resolve);
+      let sent = false;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent) {
+            await released;
+            controller.close();
+            return;
+          }
+          sent = true;
+          controller.enqueue(new Uint8Array([1, 2, 3]));
+        },
+      });
+      const putting = storage.put("dir/target", body);
+      // Wait until the first chunk is on disk under a temporary name.
+      let names: string[] = [];
+      for (let attempt = 0; attempt < 100 && names.length === 0; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        names = await Array.fromAsync(Deno.readDir(join(root, "dir")), (entry) => entry.name)
+          .catch(() => []);
+      }
+      assert.equal(names.length, 1);
+      assert.match(names[0], /^\.tmp-/);
+      assert.equal(await storage.head("dir/target"), undefined, "nothing under the key yet");
+      assert.deepEqual(await Array.fromAsync(storage.list("")), [], "list skips temp files");
+      release();
+      assert.deepEqual(await putting, { key: "dir/target", size: 3 });
+      assert.deepEqual(
+        await Array.fromAsync(Deno.readDir(join(root, "dir")), (entry) => entry.name),
+        ["target"],
+      );
+    } finally {
+      await cleanup();
+    }
+  },
+);
+
+Deno.test("LocalStorage: keys whose name starts with .tmp- are reserved", leakChecks, async () => {
+  const { storage, cleanup } = await makeLocal();
+  try {
+    await assert.rejects(() => storage.put("a/.tmp-x", generatedStream(1, 1)), TypeError);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test(
+  "LocalStorage: delete removes directories it leaves empty, not the root",
+  leakChecks,
+  async () => {
+    const { storage, root, cleanup } = await makeLocal();
+    try {
+      await storage.put("backups/p/t1/object", generatedStream(1, 1));
+      await storage.put("backups/p/t2/object", generatedStream(1, 1));
+      await storage.delete("backups/p/t1/object");
+      assert.deepEqual(
+        await Array.fromAsync(Deno.readDir(join(root, "backups", "p")), (e) => e.name),
+        [
+          "t2",
+        ],
+      );
+      await storage.delete("backups/p/t2/object");
+      assert.deepEqual(await Array.fromAsync(Deno.readDir(root)), []);
+    } finally {
+      await cleanup();
+    }
+  },
+);
+
+Deno.test(
+  "LocalStorage: get of a directory is BACKUP_NOT_FOUND and head is undefined",
+  leakChecks,
+  async () => {
+    const { storage, cleanup } = await makeLocal();
+    try {
+      await storage.put("a/b/c", generatedStream(1, 1));
+      assertIntellistorError(await rejection(storage.get("a/b")), "BACKUP_NOT_FOUND");
+      assert.equal(await storage.head("a/b"), undefined);
+    } finally {
+      await cleanup();
+    }
+  },
+);
