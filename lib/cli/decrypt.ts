@@ -1,0 +1,97 @@
+/** `intellistor decrypt --key K [--policy P] --out FILE|-`: the plain .tar.gz, readable by any tar. */
+import path from "node:path";
+import { loadEnvironment } from "../config/env.ts";
+import { keyringFromEnv } from "../crypto/keys.ts";
+import { decryptStream } from "../crypto/stream.ts";
+import { integrityError, IntellistorError } from "../errors.ts";
+import { manifestKeyFor, parseManifest } from "../manifest.ts";
+import { LocalStorage } from "../storage/local.ts";
+import type { Storage } from "../storage/storage.ts";
+import { MeterStream, readAll } from "../streams.ts";
+import { parseFlags, required } from "./args.ts";
+import { loadContext } from "./context.ts";
+import { type CliIo, printJson } from "./io.ts";
+
+export const decryptHelp =
+  `Usage: intellistor decrypt --key KEY [--policy FILE] --out FILE|- [--env-file FILE]
+
+Writes the verified, decrypted payload: an ordinary .tar.gz that GNU tar extracts.
+  --key KEY        with --policy: the object key in the policy's destination;
+                   without: a local backup.tar.gz.enc file (e.g. from backup --out)
+  --out FILE|-     where to write the .tar.gz ("-" = standard output)
+The key comes from INTELLISTOR_KEY / INTELLISTOR_PASSPHRASE (or the policy's names).`;
+
+export async function decryptCommand(
+  argv: string[],
+  io: CliIo,
+  stdout: WritableStream<Uint8Array>,
+) {
+  const flags = parseFlags("decrypt", argv, {
+    key: { type: "string" },
+    policy: { type: "string" },
+    out: { type: "string" },
+    "env-file": { type: "string" },
+  });
+  const key = required("decrypt", "key", flags.key);
+  const out = required("decrypt", "out", flags.out);
+  let storage: Storage;
+  let objectKey: string;
+  let keyring;
+  if (flags.policy !== undefined) {
+    const context = await loadContext(io, {
+      policyPath: flags.policy,
+      envFile: flags["env-file"],
+      requirePaths: false,
+    });
+    ({ storage, keyring } = context);
+    objectKey = key;
+  } else {
+    const file = path.resolve(io.cwd, key);
+    const { env } = await loadEnvironment(io.env, { envFile: flags["env-file"], cwd: io.cwd });
+    keyring = keyringFromEnv(env);
+    storage = new LocalStorage(path.dirname(file));
+    objectKey = path.basename(file);
+  }
+  try {
+    // The manifest, when present, also pins the object's SHA-256.
+    let expected: { sha256: string; size: number } | undefined;
+    const manifestKey = manifestKeyFor(objectKey);
+    if (await storage.head(manifestKey) !== undefined) {
+      const text = new TextDecoder().decode(await readAll(await storage.get(manifestKey)));
+      expected = parseManifest(text, manifestKey).object;
+    }
+    const meter = new MeterStream();
+    const plain = (await storage.get(objectKey)).pipeThrough(meter).pipeThrough(
+      decryptStream(keyring),
+    );
+    const check = new TransformStream<Uint8Array, Uint8Array>({
+      flush() {
+        if (expected && (meter.digest() !== expected.sha256 || meter.bytes !== expected.size)) {
+          throw integrityError("The backup object's SHA-256 differs from its manifest");
+        }
+      },
+    });
+    if (out === "-") {
+      await plain.pipeThrough(check).pipeTo(stdout, { preventClose: true });
+      return 0;
+    }
+    const target = path.resolve(io.cwd, out);
+    const outStore = new LocalStorage(path.dirname(target));
+    if (await outStore.head(path.basename(target)) !== undefined) {
+      throw new IntellistorError(
+        "OUTPUT_EXISTS",
+        `"${target}" already exists`,
+        "Choose another --out; decrypt never replaces a file.",
+      );
+    }
+    const info = await outStore.put(path.basename(target), plain.pipeThrough(check));
+    printJson(io, {
+      decrypted: target,
+      bytes: info.size,
+      verified: expected !== undefined ? "manifest" : "chunks",
+    });
+    return 0;
+  } finally {
+    await storage.close();
+  }
+}

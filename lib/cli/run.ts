@@ -1,0 +1,128 @@
+/**
+ * The command line: dispatches argv to a command and turns every failure into
+ * one JSON error on stderr plus a documented exit code. Never a stack trace
+ * for a user error; set INTELLISTOR_DEBUG=1 to see one for an internal error.
+ */
+import { ExitCode, IntellistorError } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import { backupCommand, backupHelp } from "./backup.ts";
+import { decryptCommand, decryptHelp } from "./decrypt.ts";
+import { demoCommand, demoHelp } from "./demo.ts";
+import type { CliIo } from "./io.ts";
+import { keyCommand, keyHelp } from "./key.ts";
+import { policyCreateCommand, policyCreateHelp } from "./policy_create.ts";
+import { restoreCommand, restoreHelp } from "./restore.ts";
+
+export const mainHelp = `Intellistor Backup Client ${VERSION}
+
+Usage: intellistor <command> [flags]
+
+Commands:
+  policy-create   write a policy (YAML): what to protect, when, where to
+  backup          back up a policy's paths (encrypted, with a manifest)
+  restore         restore a backup, fully or selectively (--only)
+  decrypt         turn a backup object into a plain .tar.gz
+  key generate    print a new random key for the .env file
+  demo            the whole flow on a sample tree, in a local directory
+
+Every command prints one JSON document on stdout; errors are one JSON object
+on stderr. "intellistor <command> --help" shows a command's flags.
+Exit codes: 0 ok, 1 failure, 2 usage, 3 partial backup, 10 not found,
+12 wrong key, 13 integrity failure, 130 interrupted.`;
+
+const helps: Record<string, string> = {
+  "policy-create": policyCreateHelp,
+  backup: backupHelp,
+  restore: restoreHelp,
+  decrypt: decryptHelp,
+  key: keyHelp,
+  demo: demoHelp,
+};
+
+export interface RunOptions {
+  /** Where `decrypt --out -` writes; the process's stdout by default. */
+  binaryStdout?: WritableStream<Uint8Array>;
+}
+
+export async function run(argv: string[], io: CliIo, options: RunOptions = {}): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+      io.stdout(mainHelp + "\n");
+      return command === undefined ? ExitCode.usage : ExitCode.ok;
+    }
+    if (command === "--version" || command === "version") {
+      io.stdout(JSON.stringify({ version: VERSION }) + "\n");
+      return ExitCode.ok;
+    }
+    if (rest.includes("--help") || rest.includes("-h")) {
+      const help = helps[command];
+      if (help !== undefined) {
+        io.stdout(help + "\n");
+        return ExitCode.ok;
+      }
+    }
+    switch (command) {
+      case "policy-create":
+        return await policyCreateCommand(rest, io);
+      case "backup":
+        return await backupCommand(rest, io);
+      case "restore":
+        return await restoreCommand(rest, io);
+      case "decrypt":
+        return await decryptCommand(rest, io, options.binaryStdout ?? Deno.stdout.writable);
+      case "key":
+        return keyCommand(rest, io);
+      case "demo":
+        return await demoCommand(rest, io, run);
+      default:
+        throw new IntellistorError(
+          "USAGE",
+          `Unknown command "${command}"`,
+          'Run "intellistor --help" for the list of commands.',
+        );
+    }
+  } catch (error) {
+    const failure = toUserError(error);
+    io.stderr(JSON.stringify(failure.toJSON()) + "\n");
+    if (failure.code === "INTERNAL" && io.env.INTELLISTOR_DEBUG) {
+      io.stderr(String(error instanceof Error ? error.stack : error) + "\n");
+    }
+    return failure.exitCode;
+  }
+}
+
+/** Any error as an IntellistorError: known ones as they are, I/O errors named, the rest INTERNAL. */
+export function toUserError(error: unknown): IntellistorError {
+  if (error instanceof IntellistorError) return error;
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return new IntellistorError(
+      "IO_ERROR",
+      `Permission denied: ${error.message}`,
+      "Check file permissions.",
+    );
+  }
+  if (error instanceof Deno.errors.NotFound) {
+    return new IntellistorError(
+      "IO_ERROR",
+      `Not found: ${error.message}`,
+      "Check the paths given.",
+    );
+  }
+  if (error instanceof Deno.errors.Interrupted) {
+    return new IntellistorError("INTERRUPTED", "Interrupted", "");
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  if (/ENOSPC|No space left/i.test(message)) {
+    return new IntellistorError(
+      "IO_ERROR",
+      "No space left on the device",
+      "Free some space and retry.",
+    );
+  }
+  return new IntellistorError(
+    "INTERNAL",
+    `Unexpected error: ${message}`,
+    "This is a bug; please report it with the command you ran (set INTELLISTOR_DEBUG=1 for details).",
+  );
+}

@@ -1,0 +1,52 @@
+/**
+ * The environment a command runs with: the process environment overlaid with
+ * a `.env` file. The file is named explicitly with `--env-file` (always, under
+ * Task Scheduler, which does not inherit the shell's environment); without it
+ * a `.env` in the current directory is used when present. Values from the file
+ * win over inherited ones, because naming a file is the more explicit choice.
+ */
+import { parse } from "dotenv";
+import path from "node:path";
+import { IntellistorError } from "../errors.ts";
+
+export type Environment = Record<string, string | undefined>;
+
+export interface LoadedEnvironment {
+  env: Environment;
+  /** The absolute path of the file that was loaded, if any. */
+  envFile?: string;
+}
+
+export async function loadEnvironment(
+  base: Environment,
+  options: { envFile?: string; cwd: string },
+): Promise<LoadedEnvironment> {
+  const explicit = options.envFile !== undefined;
+  const file = path.resolve(options.cwd, options.envFile ?? ".env");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (error) {
+    if (!explicit && error instanceof Deno.errors.NotFound) return { env: { ...base } };
+    if (error instanceof Deno.errors.NotFound) {
+      throw new IntellistorError(
+        "ENV_FILE_NOT_FOUND",
+        `The env file "${file}" does not exist`,
+        "Pass the absolute path of your .env file with --env-file (see .env.example).",
+      );
+    }
+    throw new IntellistorError(
+      "ENV_FILE_INVALID",
+      `Cannot read the env file "${file}": ${error instanceof Error ? error.message : error}`,
+      "Check the file's permissions.",
+    );
+  }
+  if (text.includes("\0")) {
+    throw new IntellistorError(
+      "ENV_FILE_INVALID",
+      `The env file "${file}" is not a text file`,
+      "It should hold NAME=value lines (see .env.example).",
+    );
+  }
+  return { env: { ...base, ...parse(text) }, envFile: file };
+}

@@ -1,0 +1,66 @@
+/**
+ * Intellistor Backup Client — the SDK. The same operations as the command
+ * line, as a typed API.
+ *
+ * @example Back up a directory to a local store and restore one file type
+ * ```ts
+ * import { keyringFromEnv, LocalStorage, runBackup, runRestore, validatePolicy } from "./mod.ts";
+ *
+ * const policy = validatePolicy({
+ *   id: "docs",
+ *   paths: ["/srv/docs"],
+ *   destination: { type: "local", path: "/mnt/backups" },
+ * }, "inline policy");
+ * const storage = new LocalStorage("/mnt/backups");
+ * const keyring = keyringFromEnv(Deno.env.toObject());
+ * const backup = await runBackup({ policy, storage, keyring });
+ * const restored = await runRestore({
+ *   storage, keyring, key: backup.key_backup, outDir: "/tmp/restore", only: ["*.png"],
+ * });
+ * console.log(restored.integrity); // "ok"
+ * ```
+ * @module
+ */
+export { type BackupOptions, type BackupResult, formatTimestamp, runBackup } from "./lib/backup.ts";
+export { type RestoreOptions, type RestoreResult, runRestore } from "./lib/restore.ts";
+export type { RestoreFailure } from "./lib/archive/extractor.ts";
+export type { BackupWarning, CatalogEntry, SegmentRecord } from "./lib/archive/catalog.ts";
+export {
+  generateRootKey,
+  type Keyring,
+  keyringFromEnv,
+  type RootSecret,
+} from "./lib/crypto/keys.ts";
+export {
+  createStreamKeys,
+  decryptStream,
+  encryptStream,
+  openHeader,
+  type StreamKeys,
+} from "./lib/crypto/stream.ts";
+export {
+  type Manifest,
+  manifestKeyFor,
+  openManifest,
+  parseManifest,
+  type PublicManifest,
+  type SealedContent,
+} from "./lib/manifest.ts";
+export {
+  type LocalDestination,
+  type Policy,
+  readPolicy,
+  renderPolicyYaml,
+  type S3Destination,
+  validatePolicy,
+  writePolicyFile,
+} from "./lib/policy/policy.ts";
+export { type CronSchedule, nextRun, parseCron } from "./lib/policy/cron.ts";
+export { compilePatterns, type PathMatcher } from "./lib/glob.ts";
+export type { ByteRange, ObjectInfo, Storage } from "./lib/storage/storage.ts";
+export { LocalStorage } from "./lib/storage/local.ts";
+export { createS3Storage, type S3StorageOptions } from "./lib/storage/s3.ts";
+export { openStorage, type StorageTarget } from "./lib/storage/from_policy.ts";
+export { type Environment, loadEnvironment } from "./lib/config/env.ts";
+export { type ErrorCode, ExitCode, IntellistorError } from "./lib/errors.ts";
+export { VERSION } from "./lib/version.ts";

@@ -1,0 +1,456 @@
+/**
+ * The seed's flow end to end, as a user runs it, against a real S3-compatible
+ * server: policy-create → backup → paste cli_restore → full restore →
+ * --only with each of the seed's examples; then the error cases.
+ */
+import assert from "node:assert/strict";
+import path from "node:path";
+import { createS3Storage, generateRootKey } from "../mod.ts";
+import { runCli, spawnCli, spawnShell } from "./support/cli.ts";
+import { s3rverCredentials, type S3TestServer, startS3Server } from "./support/s3_server.ts";
+import { assertSameTree, makeSampleTree, snapshotTree } from "./support/tree.ts";
+
+interface World {
+  server: S3TestServer;
+  work: string;
+  source: string;
+  envFile: string;
+  key: string;
+  env: Record<string, string>;
+}
+
+async function setUp(): Promise<World> {
+  const server = await startS3Server();
+  const work = await Deno.makeTempDir({ prefix: "intellistor-e2e-" });
+  const source = path.join(work, "imagens");
+  await makeSampleTree(source, { largeFileSize: 5_000_000 });
+  const key = generateRootKey();
+  const env = {
+    AWS_ACCESS_KEY_ID: s3rverCredentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3rverCredentials.secretAccessKey,
+    AWS_DEFAULT_REGION: "us-east-1",
+    AWS_S3_BUCKET: server.bucket,
+    AWS_ENDPOINT_URL_S3: server.endpoint,
+    INTELLISTOR_KEY: key,
+  };
+  const envFile = path.join(work, "config", ".env");
+  await writeEnv(envFile, env);
+  return { server, work, source, envFile, key, env };
+}
+
+async function writeEnv(file: string, env: Record<string, string>): Promise<void> {
+  await Deno.mkdir(path.dirname(file), { recursive: true });
+  await Deno.writeTextFile(
+    file,
+    Object.entries(env).map(([k, v]) => `${k}=${v}`).join("\n") + "\n",
+  );
+}
+
+async function tearDown(world: World): Promise<void> {
+  await world.server.stop();
+  await Deno.remove(world.work, { recursive: true });
+}
+
+/** Runs the seed's first two steps; returns the backup's JSON. */
+/** The parts of backup's JSON output these tests read. */
+interface BackupJson {
+  backup_id: string;
+  timestamp: string;
+  policy: string;
+  s3: { bucket: string | null; key_backup: string; key_manifest: string };
+  files: number;
+  compressed_bytes: number;
+  warnings: unknown[];
+  cli_restore: string;
+  [field: string]: unknown;
+}
+
+async function createAndBackUp(world: World): Promise<BackupJson> {
+  const created = await runCli([
+    "policy-create",
+    "--out",
+    "policies/policy_02.yaml",
+    "--paths",
+    world.source,
+    "--schedule",
+    "0 2 * * *",
+  ], { cwd: world.work });
+  assert.equal(created.code, 0, created.stderr);
+  assert.deepEqual(created.json(), { created: "policies/policy_02.yaml" });
+
+  const backup = await runCli([
+    "backup",
+    "--policy",
+    "policies/policy_02.yaml",
+    "--out",
+    "out",
+    "--env-file",
+    world.envFile,
+  ], { cwd: world.work });
+  assert.equal(backup.code, 0, backup.stderr);
+  return backup.json() as unknown as BackupJson;
+}
+
+function restoreArgs(world: World, key: string, out: string, ...extra: string[]): string[] {
+  return [
+    "restore",
+    "--policy",
+    "policies/policy_02.yaml",
+    "--key",
+    key,
+    "--out",
+    out,
+    "--env-file",
+    world.envFile,
+    ...extra,
+  ];
+}
+
+async function listRestored(root: string): Promise<string[]> {
+  const snapshot = await snapshotTree(root);
+  return [...snapshot].filter(([, e]) => e.type !== "dir").map(([name]) => name).sort();
+}
+
+Deno.test("seed flow: policy-create, backup, pasted cli_restore, --only examples (S3)", async (t) => {
+  const world = await setUp();
+  try {
+    const backup = await createAndBackUp(world);
+    await t.step("backup JSON has the seed's fields and the objects exist", async () => {
+      for (
+        const field of [
+          "backup_id",
+          "timestamp",
+          "policy",
+          "files",
+          "bytes",
+          "compressed_bytes",
+          "duration_ms",
+          "warnings",
+          "cli_restore",
+        ]
+      ) assert.ok(field in backup, `missing ${field}`);
+      assert.equal(backup.policy, "mvp-default");
+      assert.match(backup.timestamp, /^\d{8}T\d{6}Z$/);
+      assert.match(backup.backup_id, /^[0-9a-f-]{36}$/);
+      assert.equal(backup.s3.bucket, world.server.bucket);
+      const prefix = `backups/mvp-default/${backup.timestamp}/${backup.backup_id}/`;
+      assert.equal(backup.s3.key_backup, prefix + "backup.tar.gz.enc");
+      assert.equal(backup.s3.key_manifest, prefix + "manifest.json");
+      assert.deepEqual(backup.warnings, []);
+      assert.equal(backup.files, 9);
+      const s3 = await createS3Storage({
+        bucket: world.server.bucket,
+        endpoint: world.server.endpoint,
+        credentials: s3rverCredentials,
+      });
+      try {
+        for (const key of [backup.s3.key_backup, backup.s3.key_manifest]) {
+          const local = await Deno.stat(path.join(world.work, "out", ...key.split("/")));
+          assert.equal((await s3.head(key))?.size, local.size, `${key} in S3 and in --out`);
+        }
+      } finally {
+        await s3.close();
+      }
+    });
+
+    await t.step("cli_restore pasted into sh restores everything identically", async () => {
+      const pasted = await spawnShell(backup.cli_restore, { cwd: world.work });
+      assert.equal(pasted.code, 0, pasted.stderr);
+      const result = JSON.parse(pasted.stdout);
+      assert.equal(result.integrity, "ok");
+      assert.equal(result.found, result.restored);
+      await assertSameTree(world.source, path.join(world.work, "restore"));
+    });
+
+    const cases: Array<[string, string[]]> = [
+      ["Diagrama_Solução.png", ["Diagrama_Solução.png", "docs/imagens/Diagrama_Solução.png"]],
+      ["*.png", [
+        "Cópia de Diagrama_Solução.png",
+        "Diagrama_Solução.png",
+        "docs/imagens/Diagrama_Solução.png",
+      ]],
+      ["docs/*", [
+        "docs/imagens/Diagrama_Solução.png",
+        "docs/leia-me.md",
+        "docs/sub/deep/notas.txt",
+      ]],
+      ["Cópia*", ["Cópia de Diagrama_Solução.png"]],
+    ];
+    for (const [pattern, expected] of cases) {
+      await t.step(`--only "${pattern}" restores exactly the matching entries`, async () => {
+        const out = `restore_seletivo_${expected.length}_${pattern.length}`;
+        const result = await runCli(
+          restoreArgs(world, backup.s3.key_backup, out, "--only", pattern),
+          { cwd: world.work },
+        );
+        assert.equal(result.code, 0, result.stderr);
+        const json = result.json();
+        assert.equal(json.integrity, "ok");
+        assert.equal(json.restored, json.found);
+        assert.ok((json.downloaded_bytes as number) < backup.compressed_bytes);
+        assert.deepEqual(await listRestored(path.join(world.work, out)), expected);
+        await assertSameTree(
+          world.source,
+          path.join(world.work, out),
+          (name) => expected.includes(name),
+        );
+      });
+    }
+
+    await t.step("several --only patterns combine", async () => {
+      const result = await runCli(
+        restoreArgs(
+          world,
+          backup.s3.key_backup,
+          "multi",
+          "--only",
+          "Cópia*",
+          "--only",
+          "vazio.txt",
+        ),
+        { cwd: world.work },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.deepEqual(await listRestored(path.join(world.work, "multi")), [
+        "Cópia de Diagrama_Solução.png",
+        "vazio.txt",
+      ]);
+    });
+
+    await t.step("a pattern that matches nothing exits 10 with NO_MATCH", async () => {
+      const result = await runCli(
+        restoreArgs(world, backup.s3.key_backup, "none", "--only", "*.docx"),
+        { cwd: world.work },
+      );
+      assert.equal(result.code, 10);
+      assert.equal(result.error().code, "NO_MATCH");
+      await assert.rejects(Deno.stat(path.join(world.work, "none")));
+    });
+
+    await t.step("a malformed pattern is refused before any download (exit 2)", async () => {
+      const result = await runCli(
+        restoreArgs(world, "backups/none/x/y/backup.tar.gz.enc", "bad", "--only", "[abc"),
+        { cwd: world.work },
+      );
+      assert.equal(result.code, 2);
+      assert.equal(result.error().code, "PATTERN_INVALID");
+    });
+
+    await t.step("restoring over existing files is refused unless --overwrite", async () => {
+      const again = await runCli(restoreArgs(world, backup.s3.key_backup, "restore"), {
+        cwd: world.work,
+      });
+      assert.equal(again.code, 1);
+      assert.equal(again.error().code, "OUTPUT_EXISTS");
+      const forced = await runCli(
+        restoreArgs(world, backup.s3.key_backup, "restore", "--overwrite"),
+        { cwd: world.work },
+      );
+      assert.equal(forced.code, 0, forced.stderr);
+      await assertSameTree(world.source, path.join(world.work, "restore"));
+    });
+
+    await t.step("decrypt writes a plain .tar.gz that GNU tar lists", async () => {
+      const decrypted = await runCli([
+        "decrypt",
+        "--key",
+        path.join("out", ...backup.s3.key_backup.split("/")),
+        "--out",
+        "plain.tar.gz",
+        "--env-file",
+        world.envFile,
+      ], { cwd: world.work });
+      assert.equal(decrypted.code, 0, decrypted.stderr);
+      const tar = await new Deno.Command("tar", {
+        args: ["-tzf", path.join(world.work, "plain.tar.gz")],
+        stdout: "piped",
+      }).output();
+      assert.ok(tar.success);
+      const names = new TextDecoder().decode(tar.stdout).split("\n").filter(Boolean);
+      assert.ok(names.includes("Cópia de Diagrama_Solução.png"));
+      assert.ok(names.includes("pasta vazia/"));
+    });
+  } finally {
+    await tearDown(world);
+  }
+});
+
+Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no secret", async (t) => {
+  const world = await setUp();
+  try {
+    const backup = await createAndBackUp(world);
+    const key = backup.s3.key_backup;
+    const secretValues = [world.key, s3rverCredentials.secretAccessKey];
+
+    const expectError = async (
+      name: string,
+      argv: string[],
+      code: string,
+      exit: number,
+    ) => {
+      await t.step(name, async () => {
+        const result = await runCli(argv, { cwd: world.work });
+        assert.equal(result.code, exit, result.stderr);
+        assert.equal(result.stdout, "");
+        const error = result.error();
+        assert.equal(error.code, code);
+        assert.ok(error.message.length > 0 && error.hint.length > 0, result.stderr);
+        assert.equal(result.stderr.trim().split("\n").length, 1, "one line of JSON");
+        assert.doesNotMatch(result.stderr, /\n\s+at /);
+        for (const secret of secretValues) {
+          assert.ok(!result.stderr.includes(secret), "secret leaked");
+        }
+      });
+    };
+
+    const withEnv = async (name: string, env: Record<string, string>) => {
+      const file = path.join(world.work, "config", name);
+      await writeEnv(file, env);
+      return file;
+    };
+    const noKey = await withEnv("nokey.env", { ...world.env, INTELLISTOR_KEY: "" });
+    const wrongKey = await withEnv("wrongkey.env", {
+      ...world.env,
+      INTELLISTOR_KEY: generateRootKey(),
+    });
+    const badKey = await withEnv("badkey.env", { ...world.env, INTELLISTOR_KEY: "not-base64!" });
+    const closedPort = await withEnv("closed.env", {
+      ...world.env,
+      AWS_ENDPOINT_URL_S3: "http://127.0.0.1:9",
+    });
+    const noBucket = await withEnv("nobucket.env", {
+      ...world.env,
+      AWS_S3_BUCKET: "does-not-exist",
+    });
+    const denied = await withEnv("denied.env", { ...world.env, AWS_ACCESS_KEY_ID: "WRONGID" });
+    const policy = ["--policy", "policies/policy_02.yaml"];
+
+    await expectError(
+      "missing --env-file → ENV_FILE_NOT_FOUND (2)",
+      ["backup", ...policy, "--env-file", path.join(world.work, "nope.env")],
+      "ENV_FILE_NOT_FOUND",
+      2,
+    );
+    await expectError(
+      "missing key → KEY_MISSING (2)",
+      ["backup", ...policy, "--env-file", noKey],
+      "KEY_MISSING",
+      2,
+    );
+    await expectError(
+      "malformed key → KEY_INVALID (2)",
+      ["backup", ...policy, "--env-file", badKey],
+      "KEY_INVALID",
+      2,
+    );
+    await expectError(
+      "wrong key → WRONG_KEY (12)",
+      ["restore", ...policy, "--key", key, "--out", "w", "--env-file", wrongKey],
+      "WRONG_KEY",
+      12,
+    );
+    await expectError(
+      "unknown --key → BACKUP_NOT_FOUND (10)",
+      [
+        "restore",
+        ...policy,
+        "--key",
+        "backups/mvp-default/20200101T000000Z/00000000-0000-0000-0000-000000000000/backup.tar.gz.enc",
+        "--out",
+        "u",
+        "--env-file",
+        world.envFile,
+      ],
+      "BACKUP_NOT_FOUND",
+      10,
+    );
+    await expectError(
+      "--key that is not a backup object → USAGE (2)",
+      ["restore", ...policy, "--key", "backups/x.txt", "--out", "u", "--env-file", world.envFile],
+      "USAGE",
+      2,
+    );
+    await expectError(
+      "unreachable endpoint → STORAGE_UNREACHABLE (1)",
+      ["backup", ...policy, "--env-file", closedPort],
+      "STORAGE_UNREACHABLE",
+      1,
+    );
+    await expectError(
+      "bucket missing → BUCKET_NOT_FOUND (10)",
+      ["backup", ...policy, "--env-file", noBucket],
+      "BUCKET_NOT_FOUND",
+      10,
+    );
+    await expectError(
+      "access denied → ACCESS_DENIED (1)",
+      ["backup", ...policy, "--env-file", denied],
+      "ACCESS_DENIED",
+      1,
+    );
+    await expectError(
+      "missing policy → POLICY_NOT_FOUND (2)",
+      ["backup", "--policy", "policies/none.yaml", "--env-file", world.envFile],
+      "POLICY_NOT_FOUND",
+      2,
+    );
+    await expectError("unknown flag → USAGE (2)", ["backup", "--polcy", "x"], "USAGE", 2);
+    await expectError("unknown command → USAGE (2)", ["bakcup"], "USAGE", 2);
+    await expectError(
+      "policy-create refuses to overwrite → POLICY_EXISTS (2)",
+      ["policy-create", "--out", "policies/policy_02.yaml", "--paths", world.source],
+      "POLICY_EXISTS",
+      2,
+    );
+
+    await t.step("a hand-edited policy is rejected with the field named", async () => {
+      const file = path.join(world.work, "policies", "edited.yaml");
+      const text = await Deno.readTextFile(path.join(world.work, "policies", "policy_02.yaml"));
+      const edited = text.replace(/^schedule:.*$/m, 'schedule: "0 25 * * *"') + "colour: blue\n";
+      await Deno.writeTextFile(file, edited);
+      const result = await runCli(["backup", "--policy", file, "--env-file", world.envFile], {
+        cwd: world.work,
+      });
+      assert.equal(result.code, 2);
+      const error = result.error();
+      assert.equal(error.code, "POLICY_INVALID");
+      assert.match(error.message, /schedule/);
+      assert.match(error.message, /colour/);
+    });
+
+    await t.step(
+      "an unreadable entry makes the backup partial (exit 3) with a warning",
+      async () => {
+        const fifo = path.join(world.source, "fila.fifo");
+        const mkfifo = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+        assert.ok(mkfifo.success);
+        try {
+          const result = await runCli(["backup", ...policy, "--env-file", world.envFile], {
+            cwd: world.work,
+          });
+          assert.equal(result.code, 3, result.stderr);
+          const json = result.json();
+          assert.equal(json.status, "partial");
+          const warnings = json.warnings as Array<{ path: string }>;
+          assert.deepEqual(warnings.map((w) => w.path), [fifo]);
+        } finally {
+          await Deno.remove(fifo);
+        }
+      },
+    );
+
+    await t.step("as a real process: exit code and JSON error on stderr", async () => {
+      const result = await spawnCli(
+        ["backup", ...policy, "--env-file", path.join(world.work, "nope.env")],
+        { cwd: world.work },
+      );
+      assert.equal(result.code, 2);
+      assert.equal(result.error().code, "ENV_FILE_NOT_FOUND");
+      const help = await spawnCli(["--help"], { cwd: world.work });
+      assert.equal(help.code, 0);
+      assert.match(help.stdout, /policy-create/);
+    });
+  } finally {
+    await tearDown(world);
+  }
+});
