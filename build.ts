@@ -66,6 +66,7 @@ for (const name of wanted) {
   }
   failed = true;
   console.error(stderr.trim());
+  if (!stderr.includes("denort")) continue;
   console.error(
     `\n[${name}] Cannot build ${output}: deno compile needs Deno's runtime archive ` +
       `denort-${triple}.zip (Deno ${version}), which could not be downloaded here.\n` +

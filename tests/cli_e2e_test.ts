@@ -250,6 +250,24 @@ Deno.test("seed flow: policy-create, backup, pasted cli_restore, --only examples
       await assertSameTree(world.source, path.join(world.work, "restore"));
     });
 
+    await t.step("list shows the backup with the key restore needs", async () => {
+      const listed = await runCli([
+        "list",
+        "--policy",
+        "policies/policy_02.yaml",
+        "--env-file",
+        world.envFile,
+      ], {
+        cwd: world.work,
+      });
+      assert.equal(listed.code, 0, listed.stderr);
+      const json = listed.json() as { backups: Array<{ key_backup: string; files: number }> };
+      assert.deepEqual(json.backups.map((b) => [b.key_backup, b.files]), [[
+        backup.s3.key_backup,
+        9,
+      ]]);
+    });
+
     await t.step("decrypt writes a plain .tar.gz that GNU tar lists", async () => {
       const decrypted = await runCli([
         "decrypt",

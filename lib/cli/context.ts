@@ -1,30 +1,48 @@
-/** What backup, restore and decrypt need before they start: policy, environment, keys, store. */
+/** What backup, restore, list and decrypt need before they start: policy, environment, keys, store. */
 import path from "node:path";
 import { type Environment, loadEnvironment } from "../config/env.ts";
 import { type Keyring, keyringFromEnv } from "../crypto/keys.ts";
 import { type Policy, readPolicy } from "../policy/policy.ts";
-import type { CliIo } from "./io.ts";
 import { openStorage, type StorageTarget } from "../storage/from_policy.ts";
+import type { CliIo } from "./io.ts";
 
-export interface CommandContext extends StorageTarget {
+export interface ContextOptions {
+  policyPath: string;
+  envFile?: string;
+  /** Backup needs the source paths; restore and list must work when they are gone. */
+  requirePaths: boolean;
+}
+
+export interface StoreContext extends StorageTarget {
   policy: Policy;
   env: Environment;
-  keyring: Keyring;
   envFile?: string;
 }
 
-export async function loadContext(
-  io: CliIo,
-  options: { policyPath: string; envFile?: string; requirePaths: boolean },
-): Promise<CommandContext> {
-  const policy = await readPolicy(path.resolve(io.cwd, options.policyPath), {
-    requirePaths: options.requirePaths,
-  });
-  const { env, envFile } = await loadEnvironment(io.env, { envFile: options.envFile, cwd: io.cwd });
+export interface CommandContext extends StoreContext {
+  keyring: Keyring;
+}
+
+/** Policy, environment and keyring; the keyring is checked before any network call. */
+export async function loadContext(io: CliIo, options: ContextOptions): Promise<CommandContext> {
+  const { policy, env, envFile } = await readPolicyAndEnvironment(io, options);
   const keyring = keyringFromEnv(env, {
     keyEnv: policy.encryption.key_env,
     passphraseEnv: policy.encryption.passphrase_env,
   });
-  const target = await openStorage(policy, env);
-  return { policy, env, keyring, envFile, ...target };
+  return { policy, env, envFile, keyring, ...await openStorage(policy, env) };
+}
+
+/** Policy, environment and store, for commands that need no key (list). */
+export async function loadStoreContext(io: CliIo, options: ContextOptions): Promise<StoreContext> {
+  const { policy, env, envFile } = await readPolicyAndEnvironment(io, options);
+  return { policy, env, envFile, ...await openStorage(policy, env) };
+}
+
+async function readPolicyAndEnvironment(io: CliIo, options: ContextOptions) {
+  const policy = await readPolicy(path.resolve(io.cwd, options.policyPath), {
+    requirePaths: options.requirePaths,
+  });
+  const { env, envFile } = await loadEnvironment(io.env, { envFile: options.envFile, cwd: io.cwd });
+  return { policy, env, envFile };
 }

@@ -1,10 +1,10 @@
 /** `intellistor decrypt --key K [--policy P] --out FILE|-`: the plain .tar.gz, readable by any tar. */
 import path from "node:path";
 import { loadEnvironment } from "../config/env.ts";
-import { keyringFromEnv } from "../crypto/keys.ts";
+import { type Keyring, keyringFromEnv } from "../crypto/keys.ts";
 import { decryptStream } from "../crypto/stream.ts";
 import { integrityError, IntellistorError } from "../errors.ts";
-import { manifestKeyFor, parseManifest } from "../manifest.ts";
+import { manifestKeyFor, OBJECT_NAME, parseManifest } from "../manifest.ts";
 import { LocalStorage } from "../storage/local.ts";
 import type { Storage } from "../storage/storage.ts";
 import { MeterStream, readAll } from "../streams.ts";
@@ -18,6 +18,8 @@ export const decryptHelp =
 Writes the verified, decrypted payload: an ordinary .tar.gz that GNU tar extracts.
   --key KEY        with --policy: the object key in the policy's destination;
                    without: a local backup.tar.gz.enc file (e.g. from backup --out)
+  --manifest FILE  the backup's manifest.json (default: the one beside the object);
+                   with it, the object's SHA-256 is checked too
   --out FILE|-     where to write the .tar.gz ("-" = standard output)
 The key comes from INTELLISTOR_KEY / INTELLISTOR_PASSPHRASE (or the policy's names).`;
 
@@ -29,6 +31,7 @@ export async function decryptCommand(
   const flags = parseFlags("decrypt", argv, {
     key: { type: "string" },
     policy: { type: "string" },
+    manifest: { type: "string" },
     out: { type: "string" },
     "env-file": { type: "string" },
   });
@@ -36,7 +39,7 @@ export async function decryptCommand(
   const out = required("decrypt", "out", flags.out);
   let storage: Storage;
   let objectKey: string;
-  let keyring;
+  let keyring: Keyring;
   if (flags.policy !== undefined) {
     const context = await loadContext(io, {
       policyPath: flags.policy,
@@ -55,10 +58,15 @@ export async function decryptCommand(
   try {
     // The manifest, when present, also pins the object's SHA-256.
     let expected: { sha256: string; size: number } | undefined;
-    const manifestKey = manifestKeyFor(objectKey);
-    if (await storage.head(manifestKey) !== undefined) {
-      const text = new TextDecoder().decode(await readAll(await storage.get(manifestKey)));
-      expected = parseManifest(text, manifestKey).object;
+    if (flags.manifest !== undefined) {
+      const file = path.resolve(io.cwd, flags.manifest);
+      expected = parseManifest(await Deno.readTextFile(file), file).object;
+    } else if (objectKey.endsWith(OBJECT_NAME)) {
+      const manifestKey = manifestKeyFor(objectKey);
+      if (await storage.head(manifestKey) !== undefined) {
+        const text = new TextDecoder().decode(await readAll(await storage.get(manifestKey)));
+        expected = parseManifest(text, manifestKey).object;
+      }
     }
     const meter = new MeterStream();
     const plain = (await storage.get(objectKey)).pipeThrough(meter).pipeThrough(

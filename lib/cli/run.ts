@@ -10,6 +10,7 @@ import { decryptCommand, decryptHelp } from "./decrypt.ts";
 import { demoCommand, demoHelp } from "./demo.ts";
 import type { CliIo } from "./io.ts";
 import { keyCommand, keyHelp } from "./key.ts";
+import { listCommand, listHelp } from "./list.ts";
 import { policyCreateCommand, policyCreateHelp } from "./policy_create.ts";
 import { restoreCommand, restoreHelp } from "./restore.ts";
 
@@ -21,6 +22,7 @@ Commands:
   policy-create   write a policy (YAML): what to protect, when, where to
   backup          back up a policy's paths (encrypted, with a manifest)
   restore         restore a backup, fully or selectively (--only)
+  list            the policy's backups, with the key restore needs
   decrypt         turn a backup object into a plain .tar.gz
   key generate    print a new random key for the .env file
   demo            the whole flow on a sample tree, in a local directory
@@ -35,6 +37,7 @@ const helps: Record<string, string> = {
   backup: backupHelp,
   restore: restoreHelp,
   decrypt: decryptHelp,
+  list: listHelp,
   key: keyHelp,
   demo: demoHelp,
 };
@@ -69,6 +72,8 @@ export async function run(argv: string[], io: CliIo, options: RunOptions = {}): 
         return await backupCommand(rest, io);
       case "restore":
         return await restoreCommand(rest, io);
+      case "list":
+        return await listCommand(rest, io);
       case "decrypt":
         return await decryptCommand(rest, io, options.binaryStdout ?? Deno.stdout.writable);
       case "key":

@@ -29,6 +29,13 @@ export async function openStorage(policy: Policy, env: Environment): Promise<Sto
   }
   const accessKeyId = env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  if (!accessKeyId || !secretAccessKey) {
+    // No keys in the .env: the AWS SDK's default chain (profile, SSO, instance
+    // role…) reads the process environment, so hand it the .env's AWS_* settings.
+    for (const [name, value] of Object.entries(env)) {
+      if (name.startsWith("AWS_") && value !== undefined) Deno.env.set(name, value);
+    }
+  }
   // Loaded only here: commands that never touch S3 never load the AWS SDK.
   const { createS3Storage } = await import("./s3.ts");
   const storage = await createS3Storage({

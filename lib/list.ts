@@ -1,0 +1,56 @@
+/**
+ * Lists the backups of a policy from the store. Only backups with a manifest
+ * are complete; an object without one is reported as incomplete (a backup
+ * that was interrupted or is still running).
+ */
+import { MANIFEST_NAME, OBJECT_NAME, parseManifest } from "./manifest.ts";
+import type { Storage } from "./storage/storage.ts";
+import { readAll } from "./streams.ts";
+
+export interface BackupListing {
+  backup_id: string;
+  timestamp: string;
+  host: string;
+  key_backup: string;
+  files: number;
+  bytes: number;
+  /** Size of the encrypted object. */
+  size: number;
+  skipped: number;
+}
+
+export interface ListResult {
+  policy: string;
+  backups: BackupListing[];
+  /** Objects whose manifest is missing: not restorable as backups. */
+  incomplete: string[];
+}
+
+export async function listBackups(storage: Storage, policyId: string): Promise<ListResult> {
+  const objects = new Set<string>();
+  const manifests: string[] = [];
+  for await (const info of storage.list(`backups/${policyId}/`)) {
+    if (info.key.endsWith(`/${OBJECT_NAME}`)) objects.add(info.key);
+    else if (info.key.endsWith(`/${MANIFEST_NAME}`)) manifests.push(info.key);
+  }
+  const backups: BackupListing[] = [];
+  for (const key of manifests) {
+    const text = new TextDecoder().decode(await readAll(await storage.get(key)));
+    const manifest = parseManifest(text, key);
+    objects.delete(manifest.object.key);
+    backups.push({
+      backup_id: manifest.backup_id,
+      timestamp: manifest.timestamp,
+      host: manifest.host,
+      key_backup: manifest.object.key,
+      files: manifest.summary.files,
+      bytes: manifest.summary.bytes,
+      size: manifest.object.size,
+      skipped: manifest.summary.skipped,
+    });
+  }
+  backups.sort((a, b) =>
+    a.timestamp.localeCompare(b.timestamp) || a.backup_id.localeCompare(b.backup_id)
+  );
+  return { policy: policyId, backups, incomplete: [...objects].sort() };
+}

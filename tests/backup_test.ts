@@ -1,0 +1,140 @@
+/** What a backup archives and how it names it (relative_path rules, exclude, warnings). */
+import assert from "node:assert/strict";
+import path from "node:path";
+import { createArchiveStream } from "../lib/archive/archive_writer.ts";
+import type { BackupWarning } from "../lib/archive/catalog.ts";
+import { listBackups } from "../lib/list.ts";
+import { openHeader } from "../lib/crypto/stream.ts";
+import {
+  generateRootKey,
+  keyringFromEnv,
+  LocalStorage,
+  openManifest,
+  parseManifest,
+  runBackup,
+  validatePolicy,
+} from "../mod.ts";
+import { readAll } from "../lib/streams.ts";
+
+async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "intellistor-backup-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function write(file: string, text = "x"): Promise<void> {
+  await Deno.mkdir(path.dirname(file), { recursive: true });
+  await Deno.writeTextFile(file, text);
+}
+
+/** Backs up `paths` and returns the relative paths recorded in the sealed manifest. */
+async function backedUpNames(dir: string, paths: string[], exclude: string[] = []) {
+  const storage = new LocalStorage(path.join(dir, "store"));
+  const keyring = keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() });
+  const policy = validatePolicy({ id: "t", paths, exclude }, "test");
+  const result = await runBackup({ policy, storage, keyring });
+  const manifest = parseManifest(
+    new TextDecoder().decode(await readAll(await storage.get(result.key_manifest))),
+    result.key_manifest,
+  );
+  const header = await readAll(await storage.get(result.key_backup, { start: 0, end: 172 }));
+  const content = await openManifest(manifest, await openHeader(header, keyring));
+  return { names: content.entries.map((e) => e.relative_path), result, storage };
+}
+
+Deno.test("one source directory: names are relative to it", async () => {
+  await withTemp(async (dir) => {
+    await write(path.join(dir, "src", "a.txt"));
+    await write(path.join(dir, "src", "docs", "b.txt"));
+    const { names } = await backedUpNames(dir, [path.join(dir, "src")]);
+    assert.deepEqual(names, ["a.txt", "docs", "docs/b.txt"]);
+  });
+});
+
+Deno.test("several sources: each source's name comes first, so names never collide", async () => {
+  await withTemp(async (dir) => {
+    await write(path.join(dir, "data", "same.txt"), "data");
+    await write(path.join(dir, "etc", "app", "same.txt"), "app");
+    await write(path.join(dir, "single.conf"));
+    const { names } = await backedUpNames(dir, [
+      path.join(dir, "data"),
+      path.join(dir, "etc", "app"),
+      path.join(dir, "single.conf"),
+    ]);
+    assert.deepEqual(names, ["data", "data/same.txt", "app", "app/same.txt", "single.conf"]);
+  });
+});
+
+Deno.test("excluded entries (and what is under an excluded directory) are not archived", async () => {
+  await withTemp(async (dir) => {
+    const src = path.join(dir, "src");
+    await write(path.join(src, "keep.txt"));
+    await write(path.join(src, "skip.tmp"));
+    await write(path.join(src, "deep", "also.tmp"));
+    await write(path.join(src, "cache", "big.bin"));
+    await write(path.join(src, "docs", "cache", "kept.txt"));
+    const { names } = await backedUpNames(dir, [src], ["*.tmp", "cache/*"]);
+    assert.deepEqual(names, [
+      "cache",
+      "deep",
+      "docs",
+      "docs/cache",
+      "docs/cache/kept.txt",
+      "keep.txt",
+    ]);
+  });
+});
+
+Deno.test("a file that vanished before it was read is a warning, and is not archived", async () => {
+  await withTemp(async (dir) => {
+    const warnings: BackupWarning[] = [];
+    const present = path.join(dir, "present.txt");
+    await write(present, "here");
+    async function* sources() {
+      yield {
+        relativePath: "gone.txt",
+        absolutePath: path.join(dir, "gone.txt"),
+        type: "file" as const,
+        size: 10,
+        mode: 0o644,
+        mtimeMs: 0,
+      };
+      yield {
+        relativePath: "present.txt",
+        absolutePath: present,
+        type: "file" as const,
+        size: 4,
+        mode: 0o644,
+        mtimeMs: 0,
+      };
+    }
+    const { stream, catalog } = createArchiveStream(sources(), {
+      compressionLevel: 6,
+      warn: (w) => warnings.push(w),
+    });
+    await readAll(stream);
+    assert.deepEqual(catalog.entries.map((e) => e.relative_path), ["present.txt"]);
+    assert.equal(warnings.length, 1);
+    assert.equal(warnings[0].path, path.join(dir, "gone.txt"));
+    assert.equal(warnings[0].skipped, true);
+    assert.match(warnings[0].message, /vanished/);
+  });
+});
+
+Deno.test("listBackups() lists complete backups and reports objects without a manifest", async () => {
+  await withTemp(async (dir) => {
+    await write(path.join(dir, "src", "a.txt"));
+    const { result, storage } = await backedUpNames(dir, [path.join(dir, "src")]);
+    // An interrupted backup: the object exists, its manifest never came.
+    const orphan =
+      "backups/t/20200101T000000Z/00000000-0000-0000-0000-000000000000/backup.tar.gz.enc";
+    await storage.put(orphan, ReadableStream.from([new Uint8Array([1, 2, 3])]));
+    const listing = await listBackups(storage, "t");
+    assert.deepEqual(listing.backups.map((b) => b.key_backup), [result.key_backup]);
+    assert.equal(listing.backups[0].files, 1);
+    assert.deepEqual(listing.incomplete, [orphan]);
+  });
+});
