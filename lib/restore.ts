@@ -18,6 +18,7 @@ import {
   decryptStream,
   HEADER_SIZE,
   openHeader,
+  type StreamKeys,
 } from "./crypto/stream.ts";
 import { integrityError, IntellistorError } from "./errors.ts";
 import { compilePatterns } from "./glob.ts";
@@ -103,40 +104,29 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
   });
   await Deno.mkdir(options.outDir, { recursive: true });
 
-  if (matcher === undefined) {
-    const meter = new MeterStream();
-    const tarStream = (await storage.get(key))
-      .pipeThrough(meter)
-      .pipeThrough(decryptStream(options.keyring))
-      .pipeThrough(gunzip());
-    await extractGzipStream(extractor, tarStream);
-    downloaded += meter.bytes;
-    if (
-      meter.digest() !== manifest.value.object.sha256 || meter.bytes !== manifest.value.object.size
-    ) {
-      throw integrityError("The backup object's SHA-256 differs from the manifest");
+  try {
+    downloaded += matcher === undefined
+      ? await restoreWholeObject(storage, key, options.keyring, manifest.value, extractor)
+      : await restoreSegments(
+        storage,
+        key,
+        keys,
+        manifest.value,
+        content.segments,
+        selectedEntries,
+        extractor,
+      );
+  } catch (error) {
+    // Files already restored were each verified; say so, since the error ends the run.
+    if (error instanceof IntellistorError && extractor.restored > 0) {
+      throw new IntellistorError(
+        error.code,
+        `${error.message} (${extractor.restored} entries had been restored and verified)`,
+        error.hint,
+        { cause: error },
+      );
     }
-  } else {
-    const segmentIndexes = [...new Set(selectedEntries.map((e) => e.segment))].sort((a, b) =>
-      a - b
-    );
-    for (const run of contiguousRuns(segmentIndexes, content.segments)) {
-      const gzStart = run[0].gz_offset;
-      const last = run[run.length - 1];
-      const gzEnd = last.gz_offset + last.gz_length;
-      const firstChunk = Math.floor(gzStart / CHUNK_SIZE);
-      const lastChunk = Math.floor((gzEnd - 1) / CHUNK_SIZE);
-      const { chunk_count: totalChunks, plaintext_size: plaintextSize } = manifest.value.object;
-      const range = chunkByteRange(firstChunk, lastChunk, totalChunks, plaintextSize);
-      const meter = new MeterStream();
-      const tarStream = (await storage.get(key, range))
-        .pipeThrough(meter)
-        .pipeThrough(decryptChunkRun(keys, firstChunk, totalChunks))
-        .pipeThrough(slice(gzStart - firstChunk * CHUNK_SIZE, gzEnd - firstChunk * CHUNK_SIZE))
-        .pipeThrough(gunzip());
-      await extractGzipStream(extractor, tarStream, run[0].tar_offset);
-      downloaded += meter.bytes;
-    }
+    throw error;
   }
   await extractor.finish();
 
@@ -155,6 +145,61 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
     selective: matcher !== undefined,
     duration_ms: Math.round(performance.now() - startedMs),
   };
+}
+
+/** Full restore: the object as one stream; returns the bytes downloaded. */
+async function restoreWholeObject(
+  storage: Storage,
+  key: string,
+  keyring: Keyring,
+  manifest: Manifest,
+  extractor: Extractor,
+): Promise<number> {
+  const meter = new MeterStream();
+  const tarStream = (await storage.get(key))
+    .pipeThrough(meter)
+    .pipeThrough(decryptStream(keyring))
+    .pipeThrough(gunzip());
+  await extractGzipStream(extractor, tarStream);
+  if (meter.digest() !== manifest.object.sha256 || meter.bytes !== manifest.object.size) {
+    throw integrityError("The backup object's SHA-256 differs from the manifest");
+  }
+  return meter.bytes;
+}
+
+/**
+ * Selective restore: only the chunks holding the selected entries' segments,
+ * one ranged read per run of adjacent segments; returns the bytes downloaded.
+ */
+async function restoreSegments(
+  storage: Storage,
+  key: string,
+  keys: StreamKeys,
+  manifest: Manifest,
+  segments: SegmentRecord[],
+  selected: CatalogEntry[],
+  extractor: Extractor,
+): Promise<number> {
+  const { chunk_count: totalChunks, plaintext_size: plaintextSize } = manifest.object;
+  const indexes = [...new Set(selected.map((e) => e.segment))].sort((a, b) => a - b);
+  let downloaded = 0;
+  for (const run of contiguousRuns(indexes, segments)) {
+    const gzStart = run[0].gz_offset;
+    const last = run[run.length - 1];
+    const gzEnd = last.gz_offset + last.gz_length;
+    const firstChunk = Math.floor(gzStart / CHUNK_SIZE);
+    const lastChunk = Math.floor((gzEnd - 1) / CHUNK_SIZE);
+    const range = chunkByteRange(firstChunk, lastChunk, totalChunks, plaintextSize);
+    const meter = new MeterStream();
+    const tarStream = (await storage.get(key, range))
+      .pipeThrough(meter)
+      .pipeThrough(decryptChunkRun(keys, firstChunk, totalChunks))
+      .pipeThrough(slice(gzStart - firstChunk * CHUNK_SIZE, gzEnd - firstChunk * CHUNK_SIZE))
+      .pipeThrough(gunzip());
+    await extractGzipStream(extractor, tarStream, run[0].tar_offset);
+    downloaded += meter.bytes;
+  }
+  return downloaded;
 }
 
 async function fetchManifest(

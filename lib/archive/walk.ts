@@ -79,7 +79,7 @@ async function* walkDirectory(
     options.warn({ path: directory, message: describeIoError(error), skipped: true });
     return;
   }
-  // Sorted by code point: the archive's order is reproducible.
+  // Sorted (by UTF-16 code unit): the archive's order is reproducible.
   names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   for (const name of names) {
     const absolutePath = path.join(directory, name);

@@ -166,7 +166,8 @@ export function keyringFromEnv(
   if (isSet(keyValue)) all.push(keySecret(parseRootKey(keyValue, keyEnv), keyEnv));
 
   const passphrase = env[passphraseEnv];
-  if (passphrase !== undefined && passphrase !== "") {
+  // Whitespace alone is "unset", as for the key (a copied .env.example line).
+  if (isSet(passphrase)) {
     checkPassphrase(passphrase, passphraseEnv);
     all.push(passphraseSecret(passphrase, passphraseEnv));
   }
