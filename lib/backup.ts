@@ -30,6 +30,8 @@ export interface BackupOptions {
   localCopy?: Storage;
   /** Injectable clock (tests). */
   now?: () => Date;
+  /** The backup's id (a new UUID by default); the agent names its log after it. */
+  backupId?: string;
   segmentTarget?: number;
 }
 
@@ -61,7 +63,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   const started = now();
   const startedMs = performance.now();
   const timestamp = formatTimestamp(started);
-  const backupId = crypto.randomUUID();
+  const backupId = options.backupId ?? crypto.randomUUID();
   const prefix = `backups/${policy.id}/${timestamp}/${backupId}/`;
   const objectKey = prefix + OBJECT_NAME;
   const manifestKey = prefix + MANIFEST_NAME;

@@ -14,6 +14,8 @@ export const ExitCode = {
   partial: 3,
   /** The repository, bucket, backup or manifest does not exist. */
   notFound: 10,
+  /** Another run of the same policy holds the lock. */
+  alreadyRunning: 11,
   /** No key in the keyring opens this backup. */
   wrongKey: 12,
   /** Data was corrupted, truncated or tampered with. */
@@ -47,6 +49,7 @@ export type ErrorCode =
   | "UNSAFE_PATH"
   | "IO_ERROR"
   | "INTERRUPTED"
+  | "ALREADY_RUNNING"
   | "INTERNAL";
 
 const exitCodeOf: Record<ErrorCode, ExitCode> = {
@@ -73,6 +76,7 @@ const exitCodeOf: Record<ErrorCode, ExitCode> = {
   UNSAFE_PATH: ExitCode.integrity,
   IO_ERROR: ExitCode.failure,
   INTERRUPTED: ExitCode.interrupted,
+  ALREADY_RUNNING: ExitCode.alreadyRunning,
   INTERNAL: ExitCode.failure,
 };
 
@@ -106,5 +110,40 @@ export function integrityError(message: string, options?: ErrorOptions): Intelli
     message,
     "The backup object or manifest is corrupted, truncated or was modified. Try another backup.",
     options,
+  );
+}
+
+/** Any error as an IntellistorError: known ones as they are, I/O errors named, the rest INTERNAL. */
+export function toIntellistorError(error: unknown): IntellistorError {
+  if (error instanceof IntellistorError) return error;
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return new IntellistorError(
+      "IO_ERROR",
+      `Permission denied: ${error.message}`,
+      "Check file permissions.",
+    );
+  }
+  if (error instanceof Deno.errors.NotFound) {
+    return new IntellistorError(
+      "IO_ERROR",
+      `Not found: ${error.message}`,
+      "Check the paths given.",
+    );
+  }
+  if (error instanceof Deno.errors.Interrupted) {
+    return new IntellistorError("INTERRUPTED", "Interrupted", "");
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  if (/ENOSPC|No space left/i.test(message)) {
+    return new IntellistorError(
+      "IO_ERROR",
+      "No space left on the device",
+      "Free some space and retry.",
+    );
+  }
+  return new IntellistorError(
+    "INTERNAL",
+    `Unexpected error: ${message}`,
+    "This is a bug; please report it with the command you ran (set INTELLISTOR_DEBUG=1 for details).",
   );
 }

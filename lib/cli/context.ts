@@ -26,11 +26,16 @@ export interface CommandContext extends StoreContext {
 /** Policy, environment and keyring; the keyring is checked before any network call. */
 export async function loadContext(io: CliIo, options: ContextOptions): Promise<CommandContext> {
   const { policy, env, envFile } = await readPolicyAndEnvironment(io, options);
-  const keyring = keyringFromEnv(env, {
+  const keyring = policyKeyring(policy, env);
+  return { policy, env, envFile, keyring, ...await openStorage(policy, env) };
+}
+
+/** The keyring from the variables the policy names (INTELLISTOR_KEY… by default). */
+export function policyKeyring(policy: Policy, env: Environment): Keyring {
+  return keyringFromEnv(env, {
     keyEnv: policy.encryption.key_env,
     passphraseEnv: policy.encryption.passphrase_env,
   });
-  return { policy, env, envFile, keyring, ...await openStorage(policy, env) };
 }
 
 /** Policy, environment and store, for commands that need no key (list). */

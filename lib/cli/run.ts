@@ -3,8 +3,9 @@
  * one JSON error on stderr plus a documented exit code. Never a stack trace
  * for a user error; set INTELLISTOR_DEBUG=1 to see one for an internal error.
  */
-import { ExitCode, IntellistorError } from "../errors.ts";
+import { ExitCode, IntellistorError, toIntellistorError } from "../errors.ts";
 import { VERSION } from "../version.ts";
+import { agentCommand, agentHelp } from "./agent.ts";
 import { backupCommand, backupHelp } from "./backup.ts";
 import { decryptCommand, decryptHelp } from "./decrypt.ts";
 import { demoCommand, demoHelp } from "./demo.ts";
@@ -23,6 +24,7 @@ Commands:
   backup          back up a policy's paths (encrypted, with a manifest)
   restore         restore a backup, fully or selectively (--only)
   list            the policy's backups, with the key restore needs
+  agent run       one unattended run (what the scheduler executes): lock, backup, log
   decrypt         turn a backup object into a plain .tar.gz
   key generate    print a new random key for the .env file
   demo            the whole flow on a sample tree, in a local directory
@@ -38,6 +40,7 @@ const helps: Record<string, string> = {
   restore: restoreHelp,
   decrypt: decryptHelp,
   list: listHelp,
+  agent: agentHelp,
   key: keyHelp,
   demo: demoHelp,
 };
@@ -72,6 +75,8 @@ export async function run(argv: string[], io: CliIo, options: RunOptions = {}): 
         return await backupCommand(rest, io);
       case "restore":
         return await restoreCommand(rest, io);
+      case "agent":
+        return await agentCommand(rest, io);
       case "list":
         return await listCommand(rest, io);
       case "decrypt":
@@ -88,46 +93,11 @@ export async function run(argv: string[], io: CliIo, options: RunOptions = {}): 
         );
     }
   } catch (error) {
-    const failure = toUserError(error);
+    const failure = toIntellistorError(error);
     io.stderr(JSON.stringify(failure.toJSON()) + "\n");
     if (failure.code === "INTERNAL" && io.env.INTELLISTOR_DEBUG) {
       io.stderr(String(error instanceof Error ? error.stack : error) + "\n");
     }
     return failure.exitCode;
   }
-}
-
-/** Any error as an IntellistorError: known ones as they are, I/O errors named, the rest INTERNAL. */
-export function toUserError(error: unknown): IntellistorError {
-  if (error instanceof IntellistorError) return error;
-  if (error instanceof Deno.errors.PermissionDenied) {
-    return new IntellistorError(
-      "IO_ERROR",
-      `Permission denied: ${error.message}`,
-      "Check file permissions.",
-    );
-  }
-  if (error instanceof Deno.errors.NotFound) {
-    return new IntellistorError(
-      "IO_ERROR",
-      `Not found: ${error.message}`,
-      "Check the paths given.",
-    );
-  }
-  if (error instanceof Deno.errors.Interrupted) {
-    return new IntellistorError("INTERRUPTED", "Interrupted", "");
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  if (/ENOSPC|No space left/i.test(message)) {
-    return new IntellistorError(
-      "IO_ERROR",
-      "No space left on the device",
-      "Free some space and retry.",
-    );
-  }
-  return new IntellistorError(
-    "INTERNAL",
-    `Unexpected error: ${message}`,
-    "This is a bug; please report it with the command you ran (set INTELLISTOR_DEBUG=1 for details).",
-  );
 }

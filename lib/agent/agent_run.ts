@@ -1,0 +1,171 @@
+/**
+ * One unattended run of a policy, as the scheduler starts it:
+ * lock → backup → log → upload the log (and any left by earlier runs) → result.
+ * A failed run writes and uploads its log too; a log that cannot be uploaded
+ * stays local and goes up with the next run.
+ */
+import { hostname } from "node:os";
+import path from "node:path";
+import { type BackupResult, formatTimestamp, runBackup } from "../backup.ts";
+import type { Environment } from "../config/env.ts";
+import type { Keyring } from "../crypto/keys.ts";
+import { ExitCode, toIntellistorError } from "../errors.ts";
+import type { Policy } from "../policy/policy.ts";
+import type { Storage } from "../storage/storage.ts";
+import { VERSION } from "../version.ts";
+import { type LockHolder, PolicyLock } from "./lock.ts";
+import { logKey, logPaths, RunLog, uploadPendingLogs, type UploadReport } from "./run_log.ts";
+
+export interface AgentRunOptions {
+  policy: Policy;
+  /** Absolute paths, recorded in the log. */
+  policyPath: string;
+  envFile: string;
+  /** Where locks and local logs live (one folder per policy inside). */
+  stateDir: string;
+  /**
+   * Set-up steps, called in this order after the lock is held, so that their
+   * failures (no .env, bad key, unreachable store) are logged like any other
+   * failed run; the store comes before the keys so a key problem's log can
+   * still be uploaded.
+   */
+  loadEnvironment: () => Promise<Environment>;
+  openStorage: (env: Environment) => Promise<Storage>;
+  keyring: (env: Environment) => Keyring;
+}
+
+export interface AgentRunResult {
+  policy: string;
+  status: "ok" | "partial" | "failed" | "already_running";
+  exit_code: number;
+  backup_id?: string;
+  timestamp?: string;
+  backup?: Omit<BackupResult, "warnings" | "partial"> & { warnings: number };
+  error?: { code: string; message: string; hint: string };
+  /** The holder of the lock when another run is going. */
+  running?: LockHolder;
+  /** A run that had died holding the lock, whose lock was taken over. */
+  stale_lock?: LockHolder;
+  log?: { file: string; key: string; uploaded: boolean };
+  /** Logs of earlier runs that went up with this one. */
+  earlier_logs_uploaded?: string[];
+}
+
+export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult> {
+  const { policy } = options;
+  const policyDir = path.join(options.stateDir, policy.id);
+  const locked = await PolicyLock.acquire(policyDir);
+  if (!locked.acquired) {
+    return {
+      policy: policy.id,
+      status: "already_running",
+      exit_code: ExitCode.alreadyRunning,
+      running: locked.holder,
+      error: {
+        code: "ALREADY_RUNNING",
+        message: `Another run of policy "${policy.id}" is in progress` +
+          (locked.holder ? ` (pid ${locked.holder.pid} since ${locked.holder.started_at})` : ""),
+        hint: "This run was skipped; the next scheduled run will take place as usual.",
+      },
+    };
+  }
+
+  const started = new Date();
+  const startedMs = performance.now();
+  const timestamp = formatTimestamp(started);
+  const backupId = crypto.randomUUID();
+  const paths = logPaths(policyDir);
+  const log = new RunLog(paths, timestamp, backupId);
+  const result: AgentRunResult = {
+    policy: policy.id,
+    status: "failed",
+    exit_code: ExitCode.failure,
+    backup_id: backupId,
+    timestamp,
+  };
+  let storage: Storage | undefined;
+  try {
+    log.event("start", {
+      policy_id: policy.id,
+      backup_id: backupId,
+      host: hostname(),
+      pid: Deno.pid,
+      client_version: VERSION,
+      policy_file: options.policyPath,
+      env_file: options.envFile,
+    });
+    if (locked.staleHolder) {
+      result.stale_lock = locked.staleHolder;
+      log.event("stale_lock_taken_over", { previous: locked.staleHolder });
+    }
+    try {
+      const env = await options.loadEnvironment();
+      storage = await options.openStorage(env);
+      const keyring = options.keyring(env);
+      // A summary of the configuration: names and places, never secrets.
+      log.event("configuration", {
+        destination: storage.location,
+        paths: policy.paths,
+        exclude: policy.exclude,
+        compression_level: policy.compression.level,
+        key_variable: keyring.current.source,
+        schedule: policy.schedule,
+      });
+      const backup = await runBackup({
+        policy,
+        storage,
+        keyring,
+        backupId,
+        now: () => started,
+      });
+      for (const warning of backup.warnings) log.event("warning", { ...warning });
+      const { warnings, partial, ...counts } = backup;
+      result.backup = { ...counts, warnings: warnings.length };
+      result.status = partial ? "partial" : "ok";
+      result.exit_code = partial ? ExitCode.partial : ExitCode.ok;
+      log.event("result", { status: result.status, ...result.backup });
+    } catch (error) {
+      const failure = toIntellistorError(error);
+      const { code, message, hint } = failure.toJSON().error;
+      result.error = { code, message, hint };
+      result.exit_code = failure.exitCode;
+      log.event("error", { code, message, hint, exit_code: failure.exitCode });
+    }
+    log.event("end", {
+      status: result.status,
+      exit_code: result.exit_code,
+      duration_ms: Math.round(performance.now() - startedMs),
+    });
+    await log.save();
+    const upload: UploadReport = storage
+      ? await uploadPendingLogs(storage, policy.id, paths)
+      : { uploaded: [], failed: [] };
+    const key = logKey(policy.id, log.fileName);
+    const uploaded = upload.uploaded.includes(key);
+    result.log = {
+      file: uploaded ? path.join(paths.uploaded, log.fileName) : log.file,
+      key,
+      uploaded,
+    };
+    result.earlier_logs_uploaded = upload.uploaded.filter((k) => k !== key);
+    return result;
+  } finally {
+    await storage?.close();
+    await locked.lock.release();
+  }
+}
+
+/**
+ * Where the agent keeps locks and local logs when not told otherwise:
+ * %ProgramData%\Intellistor on Windows (SYSTEM has no user profile worth
+ * using), /var/lib/intellistor for root, else the user's XDG state directory.
+ */
+export function defaultStateDir(env: Record<string, string | undefined>): string {
+  if (env.INTELLISTOR_STATE_DIR) return env.INTELLISTOR_STATE_DIR;
+  if (Deno.build.os === "windows") {
+    return path.join(env.ProgramData ?? env.PROGRAMDATA ?? "C:\\ProgramData", "Intellistor");
+  }
+  if (Deno.uid() === 0) return "/var/lib/intellistor";
+  const stateHome = env.XDG_STATE_HOME || path.join(env.HOME ?? "/tmp", ".local", "state");
+  return path.join(stateHome, "intellistor");
+}

@@ -1,0 +1,78 @@
+/**
+ * `intellistor agent run --policy ABS --env-file ABS [--state-dir DIR]`:
+ * exactly what the scheduled task executes. It must work with another working
+ * directory, user and environment than the shell's, so both paths must be
+ * absolute and nothing is read from the current directory.
+ */
+import path from "node:path";
+import { defaultStateDir, runAgent } from "../agent/agent_run.ts";
+import { loadEnvironment } from "../config/env.ts";
+import { IntellistorError } from "../errors.ts";
+import { readPolicy } from "../policy/policy.ts";
+import { openStorage } from "../storage/from_policy.ts";
+import { parseFlags, required } from "./args.ts";
+import { policyKeyring } from "./context.ts";
+import { type CliIo, printJson } from "./io.ts";
+
+export const agentHelp =
+  `Usage: intellistor agent run --policy FILE --env-file FILE [--state-dir DIR]
+
+One unattended run of a policy (what the scheduler executes): takes the
+policy's lock, backs up, writes a JSON-lines log and uploads it to
+logs/<policy_id>/<timestamp>_<backup_id>.jsonl, and exits with the backup's code.
+  --policy FILE     the policy, as an ABSOLUTE path
+  --env-file FILE   the .env file, as an ABSOLUTE path (the scheduler does not
+                    inherit your shell's environment)
+  --state-dir DIR   where locks and local logs live (default: INTELLISTOR_STATE_DIR,
+                    else %ProgramData%\\Intellistor, /var/lib/intellistor for root,
+                    or ~/.local/state/intellistor)
+Exit codes: as backup (0, 3, …), and 11 when another run of the policy is going.`;
+
+export async function agentCommand(argv: string[], io: CliIo): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== "run") {
+    throw new IntellistorError(
+      "USAGE",
+      `agent: unknown sub-command ${JSON.stringify(sub ?? "")}`,
+      'Use "intellistor agent run --policy FILE --env-file FILE".',
+    );
+  }
+  const flags = parseFlags("agent run", rest, {
+    policy: { type: "string" },
+    "env-file": { type: "string" },
+    "state-dir": { type: "string" },
+  });
+  const policyPath = absolute("policy", required("agent run", "policy", flags.policy));
+  const envFile = absolute("env-file", required("agent run", "env-file", flags["env-file"]));
+  const policy = await readPolicy(policyPath, { requirePaths: false });
+  const stateDir = flags["state-dir"] !== undefined
+    ? absolute("state-dir", flags["state-dir"])
+    : defaultStateDir(io.env);
+
+  const result = await runAgent({
+    policy,
+    policyPath,
+    envFile,
+    stateDir,
+    loadEnvironment: async () => (await loadEnvironment(io.env, { envFile, cwd: "/" })).env,
+    openStorage: async (env) => (await openStorage(policy, env)).storage,
+    keyring: (env) => policyKeyring(policy, env),
+  });
+  printJson(io, result);
+  if (result.error) {
+    io.stderr(JSON.stringify({ error: { ...result.error, exit_code: result.exit_code } }) + "\n");
+  }
+  return result.exit_code;
+}
+
+function absolute(flag: string, value: string): string {
+  if (!path.isAbsolute(value)) {
+    throw new IntellistorError(
+      "USAGE",
+      `agent run: --${flag} must be an absolute path, got "${value}"`,
+      "The scheduler starts the agent in another working directory: give full paths, " +
+        'e.g. --policy "C:\\intellistor\\policies\\p.yaml".',
+    );
+  }
+  return path.normalize(value);
+}
