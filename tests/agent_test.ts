@@ -228,3 +228,80 @@ Deno.test("agent run: relative paths are refused (the scheduler's working direct
     await tearDown(world);
   }
 });
+
+Deno.test("agent run: the notification hook gets a JSON summary, the failure URL on failure", async () => {
+  const world = await setUp();
+  const received: Array<{ path: string; body: Record<string, unknown> }> = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      received.push({ path: new URL(request.url).pathname, body: await request.json() });
+      return new Response("OK");
+    },
+  );
+  try {
+    const base = `http://127.0.0.1:${server.addr.port}/ping/abc`;
+    const withHook = path.join(world.work, "secure", "hook.env");
+    await writeEnv(withHook, {
+      ...world.env,
+      INTELLISTOR_NOTIFY_URL: base,
+      INTELLISTOR_NOTIFY_FAILURE_URL: `${base}/fail`,
+    });
+    const ok = await runCli(agentArgs(world, withHook), { cwd: world.work });
+    assert.equal(ok.code, 0, ok.stderr);
+    const { INTELLISTOR_KEY: _key, ...noKey } = world.env;
+    const failingHook = path.join(world.work, "secure", "hook-nokey.env");
+    await writeEnv(failingHook, {
+      ...noKey,
+      INTELLISTOR_NOTIFY_URL: base,
+      INTELLISTOR_NOTIFY_FAILURE_URL: `${base}/fail`,
+    });
+    const failed = await runCli(agentArgs(world, failingHook), { cwd: world.work });
+    assert.equal(failed.code, 2);
+
+    assert.deepEqual(received.map((r) => r.path), ["/ping/abc", "/ping/abc/fail"]);
+    assert.equal(received[0].body.status, "ok");
+    assert.equal(received[0].body.files, 1);
+    assert.equal(received[1].body.status, "failed");
+    assert.equal((received[1].body.error as { code: string }).code, "KEY_MISSING");
+    for (const { body } of received) {
+      assert.ok(!JSON.stringify(body).includes(world.env.INTELLISTOR_KEY), "secret in the body");
+    }
+    const events = await readLog(world, (ok.json() as { log: { key: string } }).log.key);
+    assert.ok(events.some((e) => e.event === "notify" && e.sent === true));
+  } finally {
+    await server.shutdown();
+    await tearDown(world);
+  }
+});
+
+Deno.test("agent run: a notification endpoint that never answers does not fail the run", async () => {
+  const world = await setUp();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (request) =>
+      new Promise<Response>((resolve) =>
+        request.signal.addEventListener("abort", () => resolve(new Response()))
+      ),
+  );
+  try {
+    const policyText = await Deno.readTextFile(world.policy);
+    await Deno.writeTextFile(
+      world.policy,
+      policyText.replace(/timeout_seconds: \d+/, "timeout_seconds: 1"),
+    );
+    const hook = path.join(world.work, "secure", "slow.env");
+    await writeEnv(hook, {
+      ...world.env,
+      INTELLISTOR_NOTIFY_URL: `http://127.0.0.1:${server.addr.port}/`,
+    });
+    const result = await runCli(agentArgs(world, hook), { cwd: world.work });
+    assert.equal(result.code, 0, result.stderr);
+    const json = result.json() as { notify: { sent: boolean; error: string } };
+    assert.equal(json.notify.sent, false);
+    assert.match(json.notify.error, /no answer within 1 s/);
+  } finally {
+    await server.shutdown();
+    await tearDown(world);
+  }
+});

@@ -14,6 +14,7 @@ import type { Policy } from "../policy/policy.ts";
 import type { Storage } from "../storage/storage.ts";
 import { VERSION } from "../version.ts";
 import { type LockHolder, PolicyLock } from "./lock.ts";
+import { type NotifyOutcome, notifyRun } from "./notify.ts";
 import { logKey, logPaths, RunLog, uploadPendingLogs, type UploadReport } from "./run_log.ts";
 
 export interface AgentRunOptions {
@@ -49,6 +50,7 @@ export interface AgentRunResult {
   log?: { file: string; key: string; uploaded: boolean };
   /** Logs of earlier runs that went up with this one. */
   earlier_logs_uploaded?: string[];
+  notify?: NotifyOutcome;
 }
 
 export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult> {
@@ -84,6 +86,7 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
     timestamp,
   };
   let storage: Storage | undefined;
+  let env: Environment | undefined;
   try {
     log.event("start", {
       policy_id: policy.id,
@@ -99,7 +102,7 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
       log.event("stale_lock_taken_over", { previous: locked.staleHolder });
     }
     try {
-      const env = await options.loadEnvironment();
+      env = await options.loadEnvironment();
       storage = await options.openStorage(env);
       const keyring = options.keyring(env);
       // A summary of the configuration: names and places, never secrets.
@@ -131,10 +134,30 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
       result.exit_code = failure.exitCode;
       log.event("error", { code, message, hint, exit_code: failure.exitCode });
     }
+    const durationMs = Math.round(performance.now() - startedMs);
+    if (env !== undefined) {
+      result.notify = await notifyRun(policy.notify, env, {
+        policy_id: policy.id,
+        status: result.status === "ok" || result.status === "partial" ? result.status : "failed",
+        exit_code: result.exit_code,
+        backup_id: backupId,
+        timestamp,
+        host: hostname(),
+        files: result.backup?.files,
+        bytes: result.backup?.bytes,
+        compressed_bytes: result.backup?.compressed_bytes,
+        duration_ms: durationMs,
+        warnings: result.backup?.warnings,
+        error: result.error && { code: result.error.code, message: result.error.message },
+      });
+      if (result.notify.sent || "error" in result.notify) {
+        log.event("notify", { ...result.notify });
+      }
+    }
     log.event("end", {
       status: result.status,
       exit_code: result.exit_code,
-      duration_ms: Math.round(performance.now() - startedMs),
+      duration_ms: durationMs,
     });
     await log.save();
     const upload: UploadReport = storage

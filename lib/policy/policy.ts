@@ -50,6 +50,21 @@ export interface Policy {
   compression: { level: number };
   /** Names of environment variables, never the secrets themselves. */
   encryption: { key_env: string; passphrase_env: string };
+  /**
+   * Where the agent reports each run (healthchecks-style): the NAMES of the
+   * variables holding the URLs (a ping URL is a credential), and a timeout.
+   */
+  notify: NotifySettings;
+}
+
+/** The agent's notification hook; a variable left unset means no call. */
+export interface NotifySettings {
+  /** Variable holding the URL called after every run (or only successes when failure_url_env is set). */
+  url_env: string;
+  /** Variable holding the URL called instead when a run fails. */
+  failure_url_env: string;
+  /** Give up on the call after this many seconds (1-120). */
+  timeout_seconds: number;
 }
 
 /** The policy id the seed uses when none is given. */
@@ -62,6 +77,12 @@ export const DEFAULT_COMPRESSION_LEVEL = 6;
 export const DEFAULT_KEY_ENV = "INTELLISTOR_KEY";
 /** Environment variable holding a passphrase, unless the policy names another. */
 export const DEFAULT_PASSPHRASE_ENV = "INTELLISTOR_PASSPHRASE";
+/** The notification hook's defaults: off until the variables are set. */
+export const DEFAULT_NOTIFY: NotifySettings = {
+  url_env: "INTELLISTOR_NOTIFY_URL",
+  failure_url_env: "INTELLISTOR_NOTIFY_FAILURE_URL",
+  timeout_seconds: 10,
+};
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -74,6 +95,7 @@ const TOP_LEVEL_KEYS = [
   "destination",
   "compression",
   "encryption",
+  "notify",
 ];
 const S3_KEYS = ["type", "bucket", "prefix", "endpoint", "region"];
 const LOCAL_KEYS = ["type", "path"];
@@ -150,6 +172,7 @@ export function validatePolicy(raw: unknown, source: string): Policy {
     destination: readDestination(document.destination, problems),
     compression: readCompression(document.compression, problems),
     encryption: readEncryption(document.encryption, problems),
+    notify: readNotify(document.notify, problems),
   };
   problems.throwIfAny(source);
   return policy;
@@ -236,6 +259,17 @@ export function renderPolicyYaml(policy: Policy): string {
     `  key_env: ${yamlString(policy.encryption.key_env)}`,
     "  # Variable holding a passphrase, used when the key variable is not set.",
     `  passphrase_env: ${yamlString(policy.encryption.passphrase_env)}`,
+    "",
+    "# After each scheduled run the agent can call a URL with a JSON summary (e.g. a",
+    "# healthchecks.io ping). A ping URL is a credential, so it lives in the .env file;",
+    "# these are the NAMES of its variables. Unset variables = no call.",
+    "notify:",
+    "  # Variable holding the URL called after each run (with the status in the body).",
+    `  url_env: ${yamlString(policy.notify.url_env)}`,
+    "  # Variable holding a URL called instead when a run fails (e.g. <ping URL>/fail).",
+    `  failure_url_env: ${yamlString(policy.notify.failure_url_env)}`,
+    "  # Seconds before the call is given up (1-120); a failed call never fails the backup.",
+    `  timeout_seconds: ${policy.notify.timeout_seconds}`,
   ];
   return lines.join("\n") + "\n";
 }
@@ -627,6 +661,40 @@ function readEncryption(
     );
   }
   return encryption;
+}
+
+function readNotify(value: unknown, problems: ProblemList): NotifySettings {
+  if (!present(value)) return { ...DEFAULT_NOTIFY };
+  if (!isMapping(value)) {
+    problems.add(
+      "notify",
+      `expected a mapping with "url_env", "failure_url_env", "timeout_seconds", got ${
+        describe(value)
+      }`,
+    );
+    return { ...DEFAULT_NOTIFY };
+  }
+  rejectUnknownKeys(value, ["url_env", "failure_url_env", "timeout_seconds"], "notify", problems);
+  let timeout = DEFAULT_NOTIFY.timeout_seconds;
+  if (present(value.timeout_seconds)) {
+    const t = value.timeout_seconds;
+    if (typeof t !== "number" || !Number.isInteger(t) || t < 1 || t > 120) {
+      problems.add(
+        "notify.timeout_seconds",
+        `expected a whole number of seconds from 1 to 120, got ${describe(t)}`,
+      );
+    } else timeout = t;
+  }
+  return {
+    url_env: readEnvName(value.url_env, "notify.url_env", DEFAULT_NOTIFY.url_env, problems),
+    failure_url_env: readEnvName(
+      value.failure_url_env,
+      "notify.failure_url_env",
+      DEFAULT_NOTIFY.failure_url_env,
+      problems,
+    ),
+    timeout_seconds: timeout,
+  };
 }
 
 function readEnvName(

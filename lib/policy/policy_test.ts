@@ -32,6 +32,11 @@ function fullPolicy(overrides: Partial<Policy> = {}): Policy {
     destination: { type: "s3", bucket: "", prefix: "", endpoint: "", region: "" },
     compression: { level: 6 },
     encryption: { key_env: "INTELLISTOR_KEY", passphrase_env: "INTELLISTOR_PASSPHRASE" },
+    notify: {
+      url_env: "INTELLISTOR_NOTIFY_URL",
+      failure_url_env: "INTELLISTOR_NOTIFY_FAILURE_URL",
+      timeout_seconds: 10,
+    },
     ...overrides,
   };
 }
@@ -187,7 +192,7 @@ Deno.test("unknown top-level keys are rejected, with a suggestion when close", (
   assertProblem(
     { ...MINIMAL, path: ["/x"] },
     "path",
-    /unknown key \(did you mean "paths"\?\) \(expected one of version, id, paths, exclude, schedule, destination, compression, encryption\)$/,
+    /unknown key \(did you mean "paths"\?\) \(expected one of version, id, paths, exclude, schedule, destination, compression, encryption, notify\)$/,
   );
   assertProblem({ ...MINIMAL, retention: {} }, "retention", /unknown key \(expected one of/);
 });
