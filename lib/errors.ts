@@ -50,6 +50,9 @@ export type ErrorCode =
   | "IO_ERROR"
   | "INTERRUPTED"
   | "ALREADY_RUNNING"
+  | "SCHEDULE_UNSUPPORTED"
+  | "SCHEDULER_FAILED"
+  | "SCHEDULE_NOT_FOUND"
   | "INTERNAL";
 
 const exitCodeOf: Record<ErrorCode, ExitCode> = {
@@ -77,6 +80,12 @@ const exitCodeOf: Record<ErrorCode, ExitCode> = {
   IO_ERROR: ExitCode.failure,
   INTERRUPTED: ExitCode.interrupted,
   ALREADY_RUNNING: ExitCode.alreadyRunning,
+  /** The policy's cron has no faithful translation for the OS scheduler. */
+  SCHEDULE_UNSUPPORTED: ExitCode.usage,
+  /** schtasks or systemctl failed; its own message is quoted in ours. */
+  SCHEDULER_FAILED: ExitCode.failure,
+  /** `schedule remove` / `status`: no such task or timer is installed. */
+  SCHEDULE_NOT_FOUND: ExitCode.notFound,
   INTERNAL: ExitCode.failure,
 };
 

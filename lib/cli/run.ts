@@ -3,6 +3,7 @@
  * one JSON error on stderr plus a documented exit code. Never a stack trace
  * for a user error; set INTELLISTOR_DEBUG=1 to see one for an internal error.
  */
+import type { CommandRunner } from "../agent/schedule/runner.ts";
 import { ExitCode, IntellistorError, toIntellistorError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { agentCommand, agentHelp } from "./agent.ts";
@@ -14,6 +15,7 @@ import { keyCommand, keyHelp } from "./key.ts";
 import { listCommand, listHelp } from "./list.ts";
 import { policyCreateCommand, policyCreateHelp } from "./policy_create.ts";
 import { restoreCommand, restoreHelp } from "./restore.ts";
+import { scheduleCommand, scheduleHelp } from "./schedule.ts";
 
 export const mainHelp = `Intellistor Backup Client ${VERSION}
 
@@ -25,6 +27,7 @@ Commands:
   restore         restore a backup, fully or selectively (--only)
   list            the policy's backups, with the key restore needs
   agent run       one unattended run (what the scheduler executes): lock, backup, log
+  schedule        install | status | remove the policy's task (Windows) or timer (Linux)
   decrypt         turn a backup object into a plain .tar.gz
   key generate    print a new random key for the .env file
   demo            the whole flow on a sample tree, in a local directory
@@ -41,6 +44,7 @@ const helps: Record<string, string> = {
   decrypt: decryptHelp,
   list: listHelp,
   agent: agentHelp,
+  schedule: scheduleHelp,
   key: keyHelp,
   demo: demoHelp,
 };
@@ -48,6 +52,8 @@ const helps: Record<string, string> = {
 export interface RunOptions {
   /** Where `decrypt --out -` writes; the process's stdout by default. */
   binaryStdout?: WritableStream<Uint8Array>;
+  /** Runs schtasks/systemctl for `schedule`; the real one (Deno.Command) by default. */
+  commandRunner?: CommandRunner;
 }
 
 export async function run(argv: string[], io: CliIo, options: RunOptions = {}): Promise<number> {
@@ -77,6 +83,8 @@ export async function run(argv: string[], io: CliIo, options: RunOptions = {}): 
         return await restoreCommand(rest, io);
       case "agent":
         return await agentCommand(rest, io);
+      case "schedule":
+        return await scheduleCommand(rest, io, options.commandRunner);
       case "list":
         return await listCommand(rest, io);
       case "decrypt":
