@@ -55,7 +55,8 @@ export type ErrorCode =
   | "SCHEDULE_NOT_FOUND"
   | "INTERNAL";
 
-const exitCodeOf: Record<ErrorCode, ExitCode> = {
+/** Every error code with its exit code (the README's table is checked against it). */
+export const exitCodeOf: Record<ErrorCode, ExitCode> = {
   USAGE: ExitCode.usage,
   POLICY_INVALID: ExitCode.usage,
   POLICY_EXISTS: ExitCode.usage,

@@ -23,8 +23,8 @@ logs/<policy_id>/<timestamp>_<backup_id>.jsonl, and exits with the backup's code
   --policy FILE     the policy, as an ABSOLUTE path
   --env-file FILE   the .env file, as an ABSOLUTE path (the scheduler does not
                     inherit your shell's environment)
-  --state-dir DIR   where locks and local logs live (default: INTELLISTOR_STATE_DIR,
-                    else %ProgramData%\\Intellistor, /var/lib/intellistor for root,
+  --state-dir DIR   where locks and local logs live (default: INTELLISTOR_STATE_DIR
+                    from the .env or the environment, else %ProgramData%\\Intellistor, /var/lib/intellistor for root,
                     or ~/.local/state/intellistor)
 Exit codes: as backup (0, 3, …), and 11 when another run of the policy is going.`;
 
@@ -45,16 +45,23 @@ export async function agentCommand(argv: string[], io: CliIo): Promise<number> {
   const policyPath = absolute("policy", required("agent run", "policy", flags.policy));
   const envFile = absolute("env-file", required("agent run", "env-file", flags["env-file"]));
   const policy = await readPolicy(policyPath, { requirePaths: false });
+  // Loaded before the lock (the state directory may be set in it); a failure is
+  // kept and raised inside the run, so that it is logged like any other.
+  const early = await loadEnvironment(io.env, { envFile, cwd: "/" }).then(
+    ({ env }) => ({ env }),
+    (error: unknown) => ({ error }),
+  );
   const stateDir = flags["state-dir"] !== undefined
     ? absolute("state-dir", flags["state-dir"])
-    : defaultStateDir(io.env);
+    : defaultStateDir("env" in early ? early.env : io.env);
 
   const result = await runAgent({
     policy,
     policyPath,
     envFile,
     stateDir,
-    loadEnvironment: async () => (await loadEnvironment(io.env, { envFile, cwd: "/" })).env,
+    loadEnvironment: () =>
+      "env" in early ? Promise.resolve(early.env) : Promise.reject(early.error),
     openStorage: async (env) => (await openStorage(policy, env)).storage,
     keyring: (env) => policyKeyring(policy, env),
   });
