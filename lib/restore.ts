@@ -5,7 +5,6 @@
  * A full restore reads the object as one stream. A selective restore
  * (`only`) fetches just the chunks that hold the selected entries' segments.
  */
-import { Duplex } from "node:stream";
 import zlib from "node:zlib";
 import type { CatalogEntry, SegmentRecord } from "./archive/catalog.ts";
 import { Extractor, type RestoreFailure } from "./archive/extractor.ts";
@@ -312,7 +311,36 @@ async function extractGzipStream(
   }
 }
 
-/** Multi-member gzip decompression (DecompressionStream stops after the first member). */
+/**
+ * Multi-member gzip decompression (DecompressionStream stops after the first
+ * member). node:zlib is driven by hand rather than through Duplex.toWeb, which
+ * ignores backpressure in Deno: here the next compressed chunk is written only
+ * when the reader has taken the output of the previous one.
+ */
 function gunzip(): TransformStream<Uint8Array, Uint8Array> {
-  return Duplex.toWeb(zlib.createGunzip()) as unknown as TransformStream<Uint8Array, Uint8Array>;
+  const inflater = zlib.createGunzip();
+  let output!: TransformStreamDefaultController<Uint8Array>;
+  inflater.on("data", (chunk: Uint8Array) => {
+    output.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  });
+  return new TransformStream({
+    start(controller) {
+      output = controller;
+    },
+    transform(chunk) {
+      return new Promise<void>((resolve, reject) => {
+        inflater.write(chunk, (error) => (error ? reject(error) : resolve()));
+      });
+    },
+    flush() {
+      return new Promise<void>((resolve, reject) => {
+        inflater.once("end", resolve);
+        inflater.once("error", reject);
+        inflater.end();
+      });
+    },
+    cancel() {
+      inflater.destroy();
+    },
+  });
 }

@@ -137,7 +137,7 @@ Deno.test("seed flow: policy-create, backup, pasted cli_restore, --only examples
       assert.equal(backup.s3.key_backup, prefix + "backup.tar.gz.enc");
       assert.equal(backup.s3.key_manifest, prefix + "manifest.json");
       assert.deepEqual(backup.warnings, []);
-      assert.equal(backup.files, 9);
+      assert.equal(backup.files, 11);
       const s3 = await createS3Storage({
         bucket: world.server.bucket,
         endpoint: world.server.endpoint,
@@ -264,7 +264,7 @@ Deno.test("seed flow: policy-create, backup, pasted cli_restore, --only examples
       const json = listed.json() as { backups: Array<{ key_backup: string; files: number }> };
       assert.deepEqual(json.backups.map((b) => [b.key_backup, b.files]), [[
         backup.s3.key_backup,
-        9,
+        11,
       ]]);
     });
 

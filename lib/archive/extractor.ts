@@ -100,8 +100,12 @@ export class Extractor {
       b.relative_path.split("/").length - a.relative_path.split("/").length
     );
     for (const dir of byDepth) {
-      const target = resolveInside(this.#options.outDir, dir.relative_path, this.#platform);
-      await this.#applyMetadata(target, dir);
+      try {
+        const target = resolveInside(this.#options.outDir, dir.relative_path, this.#platform);
+        await this.#applyMetadata(target, dir);
+      } catch (error) {
+        this.#fail(dir.relative_path, `mode or time not restored: ${messageOf(error)}`);
+      }
     }
     for (const name of this.#options.selected) {
       if (!this.#seen.has(name)) {
@@ -123,10 +127,8 @@ export class Extractor {
         "already exists; not overwritten (use --overwrite)",
       );
     }
-    const temporary = path.join(
-      directory,
-      `.${path.basename(target)}.${crypto.randomUUID().slice(0, 8)}.intellistor-partial`,
-    );
+    // A short name of its own: the real name may already be at the 255-byte limit.
+    const temporary = path.join(directory, `.intellistor-${crypto.randomUUID()}.partial`);
     const hash = createHash("sha256");
     const file = await Deno.open(temporary, { write: true, createNew: true, mode: 0o600 });
     let renamed = false;

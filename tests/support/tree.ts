@@ -48,6 +48,9 @@ export async function makeSampleTree(root: string, options: SampleTreeOptions = 
   await write("scripts/run.sh", "#!/bin/sh\necho ok\n", 0o755);
   await write("vazio.txt", "");
   await write(LONG_PATH, "long path\n");
+  // Names at the 255-byte limit of most file systems (ASCII, and 3-byte UTF-8).
+  await write(`limite/${"n".repeat(251)}.txt`, "255 bytes\n");
+  await write(`limite/${"文".repeat(80)}.txt`, "243 bytes\n");
   await write("grande.bin", pseudoRandomBytes(options.largeFileSize ?? 1_500_000, 4));
   await Deno.mkdir(path.join(root, "pasta vazia"), { recursive: true });
   await Deno.symlink("docs/leia-me.md", path.join(root, "atalho.md"));
