@@ -28,6 +28,8 @@ export interface BackupOptions {
   keyring: Keyring;
   /** A second store that receives a copy of both files (the CLI's `--out`). */
   localCopy?: Storage;
+  /** Paths never archived even inside a source (the store, the local copy, the .env file). */
+  skipPaths?: string[];
   /** Injectable clock (tests). */
   now?: () => Date;
   /** The backup's id (a new UUID by default); the agent names its log after it. */
@@ -75,7 +77,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   const excluded = policy.exclude.length > 0
     ? compilePatterns(policy.exclude, { caseInsensitive: Deno.build.os === "windows" })
     : undefined;
-  const sources = walkSources(policy.paths, { excluded, warn });
+  const sources = walkSources(policy.paths, { excluded, skipPaths: options.skipPaths, warn });
   const { stream: archive, catalog } = createArchiveStream(sources, {
     compressionLevel: policy.compression.level,
     segmentTarget: options.segmentTarget,

@@ -33,6 +33,8 @@ export interface AgentRunOptions {
   loadEnvironment: () => Promise<Environment>;
   openStorage: (env: Environment) => Promise<Storage>;
   keyring: (env: Environment) => Keyring;
+  /** Never archived even inside a source: the store, the .env file (the state directory is added). */
+  skipPaths?: string[];
 }
 
 export interface AgentRunResult {
@@ -120,6 +122,7 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
         keyring,
         backupId,
         now: () => started,
+        skipPaths: [...(options.skipPaths ?? []), options.stateDir],
       });
       for (const warning of backup.warnings) log.event("warning", { ...warning });
       const { warnings, partial, ...counts } = backup;

@@ -29,8 +29,16 @@ export interface SourceEntry {
 export interface WalkOptions {
   /** True for a relative path that the policy excludes; its subtree is skipped too. */
   excluded?: (relativePath: string) => boolean;
+  /**
+   * Absolute paths never archived, nor what is under them: the backup's own
+   * store, its local copy, the .env file. Without this a source that holds
+   * the store would archive every earlier backup, and its own partial object.
+   */
+  skipPaths?: readonly string[];
   warn: (warning: BackupWarning) => void;
 }
+
+type PathTest = (absolutePath: string) => boolean;
 
 const isWindows = Deno.build.os === "windows";
 
@@ -39,7 +47,9 @@ export async function* walkSources(
   options: WalkOptions,
 ): AsyncGenerator<SourceEntry> {
   const several = roots.length > 1;
+  const skip = await pathSetTest(options.skipPaths ?? []);
   for (const root of roots) {
+    if (skip(root)) continue;
     let info: Deno.FileInfo;
     try {
       info = await Deno.stat(root);
@@ -62,14 +72,30 @@ export async function* walkSources(
       yield entry;
       if (entry.type !== "dir") continue;
     }
-    yield* walkDirectory(root, several ? rootName : "", options);
+    yield* walkDirectory(root, several ? rootName : "", options, skip);
   }
+}
+
+/** Matches the given paths, both as written and as their real (symlink-free) paths. */
+async function pathSetTest(paths: readonly string[]): Promise<PathTest> {
+  const key = (p: string) => (isWindows ? path.resolve(p).toLowerCase() : path.resolve(p));
+  const keys = new Set<string>();
+  for (const p of paths) {
+    keys.add(key(p));
+    try {
+      keys.add(key(await Deno.realPath(p)));
+    } catch {
+      // Not there (yet): the path as written is enough.
+    }
+  }
+  return (absolutePath) => keys.size > 0 && keys.has(key(absolutePath));
 }
 
 async function* walkDirectory(
   directory: string,
   relativeDir: string,
   options: WalkOptions,
+  skip: PathTest,
 ): AsyncGenerator<SourceEntry> {
   let names: string[];
   try {
@@ -83,8 +109,17 @@ async function* walkDirectory(
   names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   for (const name of names) {
     const absolutePath = path.join(directory, name);
+    if (name.includes("\uFFFD")) {
+      // The OS gave a name that is not valid UTF-8; it cannot be opened by this name.
+      options.warn({
+        path: absolutePath,
+        message: "name is not valid UTF-8 (a legacy encoding?); it cannot be backed up",
+        skipped: true,
+      });
+      continue;
+    }
     const relativePath = relativeDir === "" ? name : `${relativeDir}/${name}`;
-    if (options.excluded?.(relativePath)) continue;
+    if (options.excluded?.(relativePath) || skip(absolutePath)) continue;
     let info: Deno.FileInfo;
     try {
       info = await Deno.lstat(absolutePath);
@@ -110,7 +145,7 @@ async function* walkDirectory(
       }
     }
     yield entry;
-    if (entry.type === "dir") yield* walkDirectory(absolutePath, relativePath, options);
+    if (entry.type === "dir") yield* walkDirectory(absolutePath, relativePath, options, skip);
   }
 }
 

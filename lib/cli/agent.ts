@@ -11,7 +11,7 @@ import { IntellistorError } from "../errors.ts";
 import { readPolicy } from "../policy/policy.ts";
 import { openStorage } from "../storage/from_policy.ts";
 import { parseFlags, required } from "./args.ts";
-import { policyKeyring } from "./context.ts";
+import { ownPaths, policyKeyring } from "./context.ts";
 import { type CliIo, printJson } from "./io.ts";
 
 export const agentHelp =
@@ -64,6 +64,7 @@ export async function agentCommand(argv: string[], io: CliIo): Promise<number> {
       "env" in early ? Promise.resolve(early.env) : Promise.reject(early.error),
     openStorage: async (env) => (await openStorage(policy, env)).storage,
     keyring: (env) => policyKeyring(policy, env),
+    skipPaths: ownPaths(policy, envFile),
   });
   printJson(io, result);
   if (result.error) {

@@ -3,7 +3,7 @@ import path from "node:path";
 import { runBackup } from "../backup.ts";
 import { LocalStorage } from "../storage/local.ts";
 import { parseFlags, required } from "./args.ts";
-import { loadContext } from "./context.ts";
+import { loadContext, ownPaths } from "./context.ts";
 import { type CliIo, printJson } from "./io.ts";
 import { commandLine, detectShell } from "./shell_quote.ts";
 
@@ -29,13 +29,13 @@ export async function backupCommand(argv: string[], io: CliIo): Promise<number> 
     requirePaths: true,
   });
   try {
+    const localCopyDir = flags.out === undefined ? undefined : path.resolve(io.cwd, flags.out);
     const result = await runBackup({
       policy: context.policy,
       storage: context.storage,
       keyring: context.keyring,
-      localCopy: flags.out === undefined
-        ? undefined
-        : new LocalStorage(path.resolve(io.cwd, flags.out)),
+      localCopy: localCopyDir === undefined ? undefined : new LocalStorage(localCopyDir),
+      skipPaths: ownPaths(context.policy, context.envFile, localCopyDir),
     });
     const restoreArgs = [
       ...io.self,
