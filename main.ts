@@ -20,8 +20,11 @@ export function selfInvocation(): string[] {
 
 export function processIo(): CliIo {
   const encoder = new TextEncoder();
-  // `deno task` runs from the project directory; INIT_CWD is where the user was.
-  const cwd = Deno.env.get("INIT_CWD") ?? Deno.cwd();
+  // `deno task intellistor` runs from the project directory; the task passes the
+  // user's directory in INTELLISTOR_CWD (not INIT_CWD, which npm and deno leave
+  // in the environment of every process started below them).
+  const cwd = Deno.env.get("INTELLISTOR_CWD") || Deno.cwd();
+  Deno.env.delete("INTELLISTOR_CWD");
   const writeAll = (target: typeof Deno.stdout, text: string) => {
     const bytes = encoder.encode(text);
     for (let offset = 0; offset < bytes.length;) offset += target.writeSync(bytes.subarray(offset));
@@ -35,21 +38,18 @@ export function processIo(): CliIo {
   };
 }
 
+/** How long a stopped command may take to clean up (temp files, multipart uploads). */
+const CLEANUP_GRACE_MS = 20_000;
+
 if (import.meta.main) {
-  const io = processIo();
-  // Ctrl+C: nothing is committed before the manifest, so stopping is safe; say so and exit 130.
+  const interruption = new AbortController();
+  const io = { ...processIo(), signal: interruption.signal };
+  // Ctrl+C stops the command at its next step and lets it clean up (temporary
+  // files, multipart uploads); a second Ctrl+C, or a stuck clean-up, exits at once.
   Deno.addSignalListener("SIGINT", () => {
-    io.stderr(
-      JSON.stringify({
-        error: {
-          code: "INTERRUPTED",
-          message: "Interrupted",
-          hint: "Nothing was committed: a backup exists only once its manifest is written.",
-          exit_code: 130,
-        },
-      }) + "\n",
-    );
-    Deno.exit(130);
+    if (interruption.signal.aborted) Deno.exit(130);
+    interruption.abort();
+    setTimeout(() => Deno.exit(130), CLEANUP_GRACE_MS);
   });
   Deno.exit(await run(Deno.args, io));
 }

@@ -30,6 +30,8 @@ export interface BackupOptions {
   localCopy?: Storage;
   /** Paths never archived even inside a source (the store, the local copy, the .env file). */
   skipPaths?: string[];
+  /** Aborting it stops the backup; nothing is committed (no manifest). */
+  signal?: AbortSignal;
   /** Injectable clock (tests). */
   now?: () => Date;
   /** The backup's id (a new UUID by default); the agent names its log after it. */
@@ -82,6 +84,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     compressionLevel: policy.compression.level,
     segmentTarget: options.segmentTarget,
     warn,
+    signal: options.signal,
   });
   const plaintextMeter = new MeterStream();
   const objectMeter = new MeterStream();

@@ -140,8 +140,16 @@ export function toIntellistorError(error: unknown): IntellistorError {
       "Check the paths given.",
     );
   }
-  if (error instanceof Deno.errors.Interrupted) {
-    return new IntellistorError("INTERRUPTED", "Interrupted", "");
+  if (
+    error instanceof Deno.errors.Interrupted ||
+    (error instanceof DOMException && error.name === "AbortError")
+  ) {
+    return new IntellistorError(
+      "INTERRUPTED",
+      "Interrupted",
+      "Nothing half-done was kept: a backup exists only once its manifest is written, and a " +
+        "restored file gets its name only once verified. Run the command again.",
+    );
   }
   const message = error instanceof Error ? error.message : String(error);
   if (/ENOSPC|No space left/i.test(message)) {

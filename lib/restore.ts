@@ -36,6 +36,8 @@ export interface RestoreOptions {
   only?: string[];
   overwrite?: boolean;
   platform?: Platform;
+  /** Aborting it stops the restore; no unverified file keeps its name. */
+  signal?: AbortSignal;
 }
 
 export interface RestoreResult {
@@ -100,6 +102,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
     selected: new Set(selectedEntries.map((e) => e.relative_path)),
     overwrite: options.overwrite ?? false,
     platform,
+    signal: options.signal,
   });
   await Deno.mkdir(options.outDir, { recursive: true });
 

@@ -35,6 +35,8 @@ export interface AgentRunOptions {
   keyring: (env: Environment) => Keyring;
   /** Never archived even inside a source: the store, the .env file (the state directory is added). */
   skipPaths?: string[];
+  /** Aborting it stops the backup; the run is logged as interrupted. */
+  signal?: AbortSignal;
 }
 
 export interface AgentRunResult {
@@ -123,6 +125,7 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
         backupId,
         now: () => started,
         skipPaths: [...(options.skipPaths ?? []), options.stateDir],
+        signal: options.signal,
       });
       for (const warning of backup.warnings) log.event("warning", { ...warning });
       const { warnings, partial, ...counts } = backup;

@@ -18,6 +18,8 @@ export interface ArchiveOptions {
   compressionLevel: number;
   segmentTarget?: number;
   warn: (warning: BackupWarning) => void;
+  /** Stops the archive (with an AbortError) at the next entry or piece. */
+  signal?: AbortSignal;
 }
 
 /** Filled in while the stream is read; complete once it has ended. */
@@ -82,6 +84,7 @@ async function* generateArchive(
   }
 
   for await (const source of sources) {
+    options.signal?.throwIfAborted();
     let file: Deno.FsFile | undefined;
     let size = source.size;
     if (source.type === "file") {
@@ -133,6 +136,7 @@ async function* generateArchive(
             problem = describeIoError(error);
           }
           if (n === null) break;
+          options.signal?.throwIfAborted();
           hash.update(spare.subarray(0, n));
           copied += n;
           catalog.tarBytes += n;

@@ -31,6 +31,8 @@ export interface ExtractorOptions {
   selected: ReadonlySet<string>;
   overwrite: boolean;
   platform?: Platform;
+  /** Stops the extraction (with an AbortError) at the next entry or chunk. */
+  signal?: AbortSignal;
 }
 
 export class Extractor {
@@ -51,6 +53,7 @@ export class Extractor {
   /** Restores the selected entries found in `entries`; skips the others. */
   async consume(entries: AsyncIterable<TarEntry>): Promise<void> {
     for await (const entry of entries) {
+      this.#options.signal?.throwIfAborted();
       const listed = this.#options.known.get(entry.path);
       if (listed === undefined) {
         this.#fail(entry.path, "archive entry is not listed in the manifest; skipped");
@@ -143,6 +146,7 @@ export class Extractor {
             throw new StreamBroken(error);
           }
           if (next.done) break;
+          if (this.#options.signal?.aborted) throw new StreamBroken(this.#options.signal.reason);
           hash.update(next.value);
           let written = 0;
           while (written < next.value.length) {

@@ -65,6 +65,7 @@ export async function agentCommand(argv: string[], io: CliIo): Promise<number> {
     openStorage: async (env) => (await openStorage(policy, env)).storage,
     keyring: (env) => policyKeyring(policy, env),
     skipPaths: ownPaths(policy, envFile),
+    signal: io.signal,
   });
   printJson(io, result);
   if (result.error) {

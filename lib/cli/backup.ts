@@ -36,6 +36,7 @@ export async function backupCommand(argv: string[], io: CliIo): Promise<number> 
       keyring: context.keyring,
       localCopy: localCopyDir === undefined ? undefined : new LocalStorage(localCopyDir),
       skipPaths: ownPaths(context.policy, context.envFile, localCopyDir),
+      signal: io.signal,
     });
     const restoreArgs = [
       ...io.self,

@@ -7,6 +7,8 @@ export interface CliIo {
   cwd: string;
   /** How to run this program again, for `cli_restore` (e.g. ["/usr/local/bin/intellistor"]). */
   self: string[];
+  /** Aborted on Ctrl+C: long commands stop at their next step and clean up. */
+  signal?: AbortSignal;
 }
 
 /** Prints one JSON document, the output of every command. */

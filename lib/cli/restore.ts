@@ -47,6 +47,7 @@ export async function restoreCommand(argv: string[], io: CliIo): Promise<number>
       outDir: path.resolve(io.cwd, out),
       only: flags.only,
       overwrite: flags.overwrite ?? false,
+      signal: io.signal,
     });
     printJson(io, result);
     return result.integrity === "ok" ? ExitCode.ok : ExitCode.integrity;

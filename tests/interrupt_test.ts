@@ -1,0 +1,146 @@
+/** Ctrl+C during a backup or a restore: exit 130, and nothing half-done is left behind. */
+import assert from "node:assert/strict";
+import path from "node:path";
+import { generateRootKey } from "../mod.ts";
+import { MAIN, runCli } from "./support/cli.ts";
+import {
+  listIncompleteMultipartUploads,
+  s3rverCredentials,
+  startS3Server,
+} from "./support/s3_server.ts";
+import { pseudoRandomBytes } from "./support/tree.ts";
+
+async function allFiles(root: string): Promise<string[]> {
+  const out: string[] = [];
+  async function visit(dir: string) {
+    for await (const item of Deno.readDir(dir)) {
+      const full = path.join(dir, item.name);
+      if (item.isDirectory) await visit(full);
+      else out.push(path.relative(root, full));
+    }
+  }
+  await visit(root).catch(() => {});
+  return out;
+}
+
+/** Starts the CLI as a process, sends SIGINT once `ready()` holds, returns its exit and stderr. */
+async function interrupt(args: string[], cwd: string, ready: () => Promise<boolean>) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    cwd,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const deadline = Date.now() + 60_000;
+  while (!(await ready())) {
+    assert.ok(Date.now() < deadline, "the command never reached the point to interrupt");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill("SIGINT");
+  const { code, stderr } = await child.output();
+  return { code, stderr: new TextDecoder().decode(stderr) };
+}
+
+async function makeSource(work: string): Promise<void> {
+  const source = path.join(work, "src");
+  await Deno.mkdir(source, { recursive: true });
+  // Incompressible data, large enough that the backup is still running when stopped.
+  for (let i = 0; i < 12; i++) {
+    await Deno.writeFile(path.join(source, `f${i}.bin`), pseudoRandomBytes(16_000_000, i + 1));
+  }
+  await Deno.writeTextFile(path.join(work, ".env"), `INTELLISTOR_KEY=${generateRootKey()}\n`);
+}
+
+Deno.test("Ctrl+C during a backup to a local store: exit 130, no manifest, no temp file", async () => {
+  const work = await Deno.makeTempDir({ prefix: "intellistor-int-" });
+  try {
+    await makeSource(work);
+    const created = await runCli(
+      ["policy-create", "--out", "p.yaml", "--paths", "src", "--local-dir", "store"],
+      { cwd: work },
+    );
+    assert.equal(created.code, 0, created.stderr);
+    const store = path.join(work, "store");
+    const result = await interrupt(
+      ["backup", "--policy", "p.yaml"],
+      work,
+      async () => (await allFiles(store)).some((f) => path.basename(f).startsWith(".tmp-")),
+    );
+    assert.equal(result.code, 130, result.stderr);
+    assert.equal(JSON.parse(result.stderr).error.code, "INTERRUPTED");
+    assert.deepEqual(await allFiles(store), []);
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
+
+Deno.test("Ctrl+C during a backup to S3: exit 130, no object, no incomplete multipart upload", async () => {
+  const server = await startS3Server();
+  const work = await Deno.makeTempDir({ prefix: "intellistor-int-s3-" });
+  try {
+    await makeSource(work);
+    await Deno.writeTextFile(
+      path.join(work, ".env"),
+      [
+        `INTELLISTOR_KEY=${generateRootKey()}`,
+        `AWS_ACCESS_KEY_ID=${s3rverCredentials.accessKeyId}`,
+        `AWS_SECRET_ACCESS_KEY=${s3rverCredentials.secretAccessKey}`,
+        `AWS_S3_BUCKET=${server.bucket}`,
+        `AWS_ENDPOINT_URL_S3=${server.endpoint}`,
+      ].join("\n"),
+    );
+    assert.equal(
+      (await runCli(["policy-create", "--out", "p.yaml", "--paths", "src"], { cwd: work })).code,
+      0,
+    );
+    const result = await interrupt(
+      ["backup", "--policy", "p.yaml"],
+      work,
+      () => Promise.resolve(server.requests.some((r) => r.query.includes("partNumber"))),
+    );
+    assert.equal(result.code, 130, result.stderr);
+    assert.equal(JSON.parse(result.stderr).error.code, "INTERRUPTED");
+    assert.deepEqual(await listIncompleteMultipartUploads(server), []);
+    const objects = await allFiles(path.join(server.directory, server.bucket));
+    assert.ok(!objects.some((f) => f.includes("backups")), `left behind: ${objects.join(", ")}`);
+  } finally {
+    await server.stop();
+    await Deno.remove(work, { recursive: true });
+  }
+});
+
+Deno.test("Ctrl+C during a restore: exit 130, no partial file left in --out", async () => {
+  const work = await Deno.makeTempDir({ prefix: "intellistor-int-restore-" });
+  try {
+    await makeSource(work);
+    assert.equal(
+      (await runCli(
+        ["policy-create", "--out", "p.yaml", "--paths", "src", "--local-dir", "store"],
+        { cwd: work },
+      )).code,
+      0,
+    );
+    const backup = await runCli(["backup", "--policy", "p.yaml"], { cwd: work });
+    assert.equal(backup.code, 0, backup.stderr);
+    const key = (backup.json() as { s3: { key_backup: string } }).s3.key_backup;
+    const out = path.join(work, "restore");
+    const result = await interrupt(
+      ["restore", "--policy", "p.yaml", "--key", key, "--out", "restore"],
+      work,
+      async () => (await allFiles(out)).some((f) => f.endsWith(".partial")),
+    );
+    assert.equal(result.code, 130, result.stderr);
+    assert.equal(JSON.parse(result.stderr).error.code, "INTERRUPTED");
+    // Only files that were complete and verified may remain, under their real names.
+    for (const file of await allFiles(out)) {
+      assert.match(file, /^f\d+\.bin$/, `left behind: ${file}`);
+      const index = Number(file.slice(1, -4));
+      assert.deepEqual(
+        await Deno.readFile(path.join(out, file)),
+        pseudoRandomBytes(16_000_000, index + 1),
+      );
+    }
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
