@@ -9,6 +9,7 @@ import type { BackupWarning } from "./archive/catalog.ts";
 import { walkSources } from "./archive/walk.ts";
 import type { Keyring } from "./crypto/keys.ts";
 import { chunkCount, createStreamKeys, encryptStream } from "./crypto/stream.ts";
+import { IntellistorError } from "./errors.ts";
 import { compilePatterns } from "./glob.ts";
 import {
   MANIFEST_FORMAT,
@@ -99,57 +100,73 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     localObject = fork.done;
   }
 
+  let summary: PublicManifest["summary"];
   try {
-    await storage.put(objectKey, encrypted);
-    await localObject;
-  } catch (error) {
-    await Promise.allSettled([
-      storage.delete(objectKey),
-      localObject,
-      options.localCopy?.delete(objectKey),
+    const [remote, local] = await Promise.allSettled([
+      storage.put(objectKey, encrypted),
+      localObject ?? Promise.resolve(),
     ]);
+    // When the local copy's disk fails, its error (not the broken pipe it
+    // causes upstream) is the one to report.
+    if (local.status === "rejected" && local.reason instanceof IntellistorError) throw local.reason;
+    if (remote.status === "rejected") throw remote.reason;
+    if (local.status === "rejected") throw local.reason;
+    summary = await commitManifest();
+  } catch (error) {
+    // Nothing may stay half-done: an object without its manifest is removed,
+    // unless the manifest did land (a lost reply) — then the backup exists.
+    if (await storage.head(manifestKey).catch(() => undefined) === undefined) {
+      await Promise.allSettled([
+        storage.delete(objectKey),
+        options.localCopy?.delete(objectKey),
+        options.localCopy?.delete(manifestKey),
+      ]);
+    }
     throw error;
   }
 
-  const count = (type: string) => catalog.entries.filter((e) => e.type === type).length;
-  const publicManifest: PublicManifest = {
-    format: MANIFEST_FORMAT,
-    backup_id: backupId,
-    policy_id: policy.id,
-    timestamp,
-    host: hostname(),
-    client_version: VERSION,
-    object: {
-      key: objectKey,
-      size: objectMeter.bytes,
-      sha256: objectMeter.digest(),
-      stream_id: Buffer.from(keys.streamId).toString("hex"),
-      chunk_count: chunkCount(plaintextMeter.bytes),
-      plaintext_size: plaintextMeter.bytes,
-    },
-    key: { key_id: keys.keyIdHex, kdf: keys.kdf },
-    summary: {
-      files: count("file"),
-      dirs: count("dir"),
-      symlinks: count("symlink"),
-      bytes: catalog.contentBytes,
-      skipped: warnings.filter((w) => w.skipped).length,
-    },
-  };
-  const manifest = await sealManifest(publicManifest, {
-    backup_id: backupId,
-    policy_id: policy.id,
-    stream_id: publicManifest.object.stream_id,
-    object_key: objectKey,
-    sources: policy.paths,
-    entries: catalog.entries,
-    segments: catalog.segments,
-    warnings,
-  }, keys);
-  const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
-  // The local copy's manifest first: the remote manifest is the commit point.
-  await options.localCopy?.put(manifestKey, bytesStream(manifestBytes));
-  await storage.put(manifestKey, bytesStream(manifestBytes));
+  async function commitManifest(): Promise<PublicManifest["summary"]> {
+    const count = (type: string) => catalog.entries.filter((e) => e.type === type).length;
+    const publicManifest: PublicManifest = {
+      format: MANIFEST_FORMAT,
+      backup_id: backupId,
+      policy_id: policy.id,
+      timestamp,
+      host: hostname(),
+      client_version: VERSION,
+      object: {
+        key: objectKey,
+        size: objectMeter.bytes,
+        sha256: objectMeter.digest(),
+        stream_id: Buffer.from(keys.streamId).toString("hex"),
+        chunk_count: chunkCount(plaintextMeter.bytes),
+        plaintext_size: plaintextMeter.bytes,
+      },
+      key: { key_id: keys.keyIdHex, kdf: keys.kdf },
+      summary: {
+        files: count("file"),
+        dirs: count("dir"),
+        symlinks: count("symlink"),
+        bytes: catalog.contentBytes,
+        skipped: warnings.filter((w) => w.skipped).length,
+      },
+    };
+    const manifest = await sealManifest(publicManifest, {
+      backup_id: backupId,
+      policy_id: policy.id,
+      stream_id: publicManifest.object.stream_id,
+      object_key: objectKey,
+      sources: policy.paths,
+      entries: catalog.entries,
+      segments: catalog.segments,
+      warnings,
+    }, keys);
+    const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
+    // The local copy's manifest first: the remote manifest is the commit point.
+    await options.localCopy?.put(manifestKey, bytesStream(manifestBytes));
+    await storage.put(manifestKey, bytesStream(manifestBytes));
+    return publicManifest.summary;
+  }
 
   return {
     backup_id: backupId,
@@ -157,9 +174,9 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     policy: policy.id,
     key_backup: objectKey,
     key_manifest: manifestKey,
-    files: publicManifest.summary.files,
-    dirs: publicManifest.summary.dirs,
-    symlinks: publicManifest.summary.symlinks,
+    files: summary.files,
+    dirs: summary.dirs,
+    symlinks: summary.symlinks,
     bytes: catalog.contentBytes,
     compressed_bytes: objectMeter.bytes,
     duration_ms: Math.round(performance.now() - startedMs),

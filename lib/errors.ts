@@ -140,6 +140,20 @@ export function toIntellistorError(error: unknown): IntellistorError {
       "Check the paths given.",
     );
   }
+  const ioErrors: [new (...args: never[]) => Error, string][] = [
+    [Deno.errors.AlreadyExists, "Check the paths given: something is already there."],
+    [
+      Deno.errors.NotADirectory,
+      "Check the paths given: a file stands where a directory is needed.",
+    ],
+    [Deno.errors.IsADirectory, "Check the paths given: a directory stands where a file is needed."],
+    [Deno.errors.FilesystemLoop, "Check for symbolic links that point to themselves."],
+    [Deno.errors.BrokenPipe, "The program reading the output stopped early."],
+    [Deno.errors.WriteZero, "The disk may be full or failing."],
+  ];
+  for (const [type, hint] of ioErrors) {
+    if (error instanceof type) return new IntellistorError("IO_ERROR", error.message, hint);
+  }
   if (
     error instanceof Deno.errors.Interrupted ||
     (error instanceof DOMException && error.name === "AbortError")

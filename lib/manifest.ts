@@ -12,6 +12,7 @@ import zlib from "node:zlib";
 import type { BackupWarning, CatalogEntry, SegmentRecord } from "./archive/catalog.ts";
 import { manifestKey, type StreamKeys } from "./crypto/stream.ts";
 import { integrityError, IntellistorError } from "./errors.ts";
+import { assertStorageKey } from "./storage/storage_rules.ts";
 
 export const MANIFEST_FORMAT = "intellistor-manifest/1";
 export const OBJECT_NAME = "backup.tar.gz.enc";
@@ -171,15 +172,35 @@ export async function openManifest(manifest: Manifest, keys: StreamKeys): Promis
   return content;
 }
 
-/** The manifest's key for an object key (`…/backup.tar.gz.enc` → `…/manifest.json`). */
-export function manifestKeyFor(objectKey: string): string {
+/**
+ * The one rule for a backup key typed by a user (`--key`): the object
+ * `…/backup.tar.gz.enc`, `/`-separated (a `\` is taken as `/`, a leading
+ * `./` dropped), a valid storage key. Returns it cleaned, with its manifest's key.
+ */
+export function parseBackupKey(input: string): { objectKey: string; manifestKey: string } {
+  const objectKey = input.trim().replaceAll("\\", "/").replace(/^(\.\/)+/, "");
+  const hint = 'Use the "s3.key_backup" value printed by the backup (or by "intellistor list"), ' +
+    `e.g. "backups/<policy>/<timestamp>/<backup_id>/${OBJECT_NAME}".`;
   if (!objectKey.endsWith(`/${OBJECT_NAME}`) && objectKey !== OBJECT_NAME) {
     throw new IntellistorError(
       "USAGE",
-      `--key must name a "${OBJECT_NAME}" object, got "${objectKey}"`,
-      'Use the "s3.key_backup" value printed by the backup, e.g. ' +
-        `"backups/<policy>/<timestamp>/<backup_id>/${OBJECT_NAME}".`,
+      `--key must name a "${OBJECT_NAME}" object, got "${input}"`,
+      hint,
     );
   }
-  return objectKey.slice(0, -OBJECT_NAME.length) + MANIFEST_NAME;
+  try {
+    assertStorageKey(objectKey);
+  } catch (error) {
+    throw new IntellistorError(
+      "USAGE",
+      `--key "${input}" is not a valid key: ${error instanceof Error ? error.message : error}`,
+      hint,
+    );
+  }
+  return { objectKey, manifestKey: objectKey.slice(0, -OBJECT_NAME.length) + MANIFEST_NAME };
+}
+
+/** The manifest's key for an object key (`…/backup.tar.gz.enc` → `…/manifest.json`). */
+export function manifestKeyFor(objectKey: string): string {
+  return parseBackupKey(objectKey).manifestKey;
 }

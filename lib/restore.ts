@@ -21,7 +21,7 @@ import {
 } from "./crypto/stream.ts";
 import { integrityError, IntellistorError } from "./errors.ts";
 import { compilePatterns } from "./glob.ts";
-import { type Manifest, manifestKeyFor, openManifest, parseManifest } from "./manifest.ts";
+import { type Manifest, openManifest, parseBackupKey, parseManifest } from "./manifest.ts";
 import { currentPlatform, type Platform, resolveInside } from "./safe_path.ts";
 import type { Storage } from "./storage/storage.ts";
 import { MeterStream, readAll } from "./streams.ts";
@@ -52,6 +52,8 @@ export interface RestoreResult {
   bytes: number;
   integrity: "ok" | "failed";
   failures: RestoreFailure[];
+  /** Restored entries the backup itself could not read completely (zero-filled). */
+  warnings: RestoreFailure[];
   downloaded_bytes: number;
   selective: boolean;
   duration_ms: number;
@@ -67,8 +69,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
   const matcher = options.only?.length
     ? compilePatterns(options.only, { caseInsensitive: platform === "windows" })
     : undefined;
-  const { storage, key } = options;
-  const manifestKey = manifestKeyFor(key);
+  const { storage } = options;
+  const { objectKey: key, manifestKey } = parseBackupKey(options.key);
   let downloaded = 0;
 
   const manifest = await fetchManifest(storage, key, manifestKey);
@@ -143,6 +145,10 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
     bytes: extractor.bytes,
     integrity: extractor.failures.length === 0 ? "ok" : "failed",
     failures: extractor.failures,
+    warnings: selectedEntries.filter((e) => e.incomplete).map((e) => ({
+      path: e.relative_path,
+      message: "the backup could not read this file to its end; the rest is zeros",
+    })),
     downloaded_bytes: downloaded,
     selective: matcher !== undefined,
     duration_ms: Math.round(performance.now() - startedMs),

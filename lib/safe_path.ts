@@ -127,3 +127,14 @@ export function ensureParentDirectory(
   const cut = relativePath.lastIndexOf("/");
   return ensureDirectory(outDir, cut < 0 ? "" : relativePath.slice(0, cut), platform);
 }
+
+/** True if something (a file, directory or symlink, followed or not) is at `target`. */
+export async function pathExists(target: string): Promise<boolean> {
+  try {
+    await Deno.lstat(target);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}

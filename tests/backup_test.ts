@@ -12,6 +12,7 @@ import {
   openManifest,
   parseManifest,
   runBackup,
+  runRestore,
   validatePolicy,
 } from "../mod.ts";
 import { readAll } from "../lib/streams.ts";
@@ -43,7 +44,7 @@ async function backedUpNames(dir: string, paths: string[], exclude: string[] = [
   );
   const header = await readAll(await storage.get(result.key_backup, { start: 0, end: 172 }));
   const content = await openManifest(manifest, await openHeader(header, keyring));
-  return { names: content.entries.map((e) => e.relative_path), result, storage };
+  return { names: content.entries.map((e) => e.relative_path), result, storage, keyring };
 }
 
 Deno.test("one source directory: names are relative to it", async () => {
@@ -174,4 +175,28 @@ Deno.test("the store, the --out copy and the .env inside a source are never arch
     ) => e.relative_path);
     assert.deepEqual(names.sort(), ["docs", "docs/a.txt", "p.yaml"]);
   });
+});
+
+// A /sys file claims 4096 bytes and holds fewer: a file that "shrank while read".
+const SHRINKING_FILE = "/sys/kernel/mm/transparent_hugepage/enabled";
+const hasShrinkingFile = await Deno.stat(SHRINKING_FILE).then((i) => i.size > 0, () => false);
+
+Deno.test({
+  name: "a file that could not be read to its end is flagged, and its restore warns",
+  ignore: !hasShrinkingFile,
+  fn: async () => {
+    await withTemp(async (dir) => {
+      const { result, storage, keyring } = await backedUpNames(dir, [SHRINKING_FILE]);
+      assert.equal(result.partial, true);
+      assert.match(result.warnings[0].message, /zeros/);
+      const restored = await runRestore({
+        storage,
+        keyring,
+        key: result.key_backup,
+        outDir: path.join(dir, "out"),
+      });
+      assert.equal(restored.integrity, "ok");
+      assert.deepEqual(restored.warnings.map((w) => w.path), ["enabled"]);
+    });
+  },
 });

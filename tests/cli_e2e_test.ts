@@ -389,6 +389,34 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
       2,
     );
     await expectError(
+      "--key with a leading / → USAGE (2), not an internal error",
+      ["restore", ...policy, "--key", `/${key}`, "--out", "u", "--env-file", world.envFile],
+      "USAGE",
+      2,
+    );
+    await expectError(
+      "backup --out onto a file → IO_ERROR (1)",
+      ["backup", ...policy, "--out", "policies/policy_02.yaml", "--env-file", world.envFile],
+      "IO_ERROR",
+      1,
+    );
+    await t.step("a failed backup leaves no object behind", async () => {
+      const listed = await runCli(["list", ...policy, "--env-file", world.envFile], {
+        cwd: world.work,
+      });
+      const json = listed.json() as { backups: unknown[]; incomplete: unknown[] };
+      assert.equal(json.backups.length, 1);
+      assert.deepEqual(json.incomplete, []);
+    });
+    await t.step("--key typed as ./backups/… works", async () => {
+      const result = await runCli(
+        ["restore", ...policy, "--key", `./${key}`, "--out", "dot", "--env-file", world.envFile],
+        { cwd: world.work },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.json().key_backup, key);
+    });
+    await expectError(
       "unreachable endpoint → STORAGE_UNREACHABLE (1)",
       ["backup", ...policy, "--env-file", closedPort],
       "STORAGE_UNREACHABLE",

@@ -143,6 +143,7 @@ async function* generateArchive(
           yield* emit(await member.commit(n));
         }
         if (copied < size) {
+          entry.incomplete = true;
           // The header already promised `size` bytes: zero-fill so the archive
           // stays valid, and hash exactly what was archived.
           options.warn({

@@ -26,6 +26,11 @@ export interface CatalogEntry {
   segment: number;
   /** Offset of the entry's first header block in the uncompressed tar stream. */
   tar_offset: number;
+  /**
+   * Present (true) when the file could not be read to its end during the
+   * backup: the rest was archived as zeros. A restore reports it.
+   */
+  incomplete?: true;
 }
 
 /** One independently compressed gzip member of the archive. */

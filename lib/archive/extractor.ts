@@ -12,6 +12,7 @@ import {
   currentPlatform,
   ensureDirectory,
   ensureParentDirectory,
+  pathExists,
   type Platform,
   resolveInside,
 } from "../safe_path.ts";
@@ -124,7 +125,7 @@ export class Extractor {
       listed.relative_path,
       this.#platform,
     );
-    if (!this.#options.overwrite && await exists(target)) {
+    if (!this.#options.overwrite && await pathExists(target)) {
       throw new IntellistorError(
         "OUTPUT_EXISTS",
         "already exists; not overwritten (use --overwrite)",
@@ -176,7 +177,7 @@ export class Extractor {
   async #writeSymlink(link: CatalogEntry): Promise<void> {
     const target = resolveInside(this.#options.outDir, link.relative_path, this.#platform);
     await ensureParentDirectory(this.#options.outDir, link.relative_path, this.#platform);
-    if (await exists(target)) {
+    if (await pathExists(target)) {
       if (!this.#options.overwrite) {
         throw new IntellistorError(
           "OUTPUT_EXISTS",
@@ -204,16 +205,6 @@ export class Extractor {
 class StreamBroken extends Error {
   constructor(cause: unknown) {
     super("input stream failed", { cause });
-  }
-}
-
-async function exists(target: string): Promise<boolean> {
-  try {
-    await Deno.lstat(target);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
   }
 }
 

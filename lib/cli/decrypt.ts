@@ -4,7 +4,8 @@ import { loadEnvironment } from "../config/env.ts";
 import { type Keyring, keyringFromEnv } from "../crypto/keys.ts";
 import { decryptStream } from "../crypto/stream.ts";
 import { integrityError, IntellistorError } from "../errors.ts";
-import { manifestKeyFor, OBJECT_NAME, parseManifest } from "../manifest.ts";
+import { manifestKeyFor, OBJECT_NAME, parseBackupKey, parseManifest } from "../manifest.ts";
+import { pathExists } from "../safe_path.ts";
 import { LocalStorage } from "../storage/local.ts";
 import type { Storage } from "../storage/storage.ts";
 import { MeterStream, readAll } from "../streams.ts";
@@ -47,7 +48,7 @@ export async function decryptCommand(
       requirePaths: false,
     });
     ({ storage, keyring } = context);
-    objectKey = key;
+    objectKey = parseBackupKey(key).objectKey;
   } else {
     const file = path.resolve(io.cwd, key);
     const { env } = await loadEnvironment(io.env, { envFile: flags["env-file"], cwd: io.cwd });
@@ -56,6 +57,15 @@ export async function decryptCommand(
     objectKey = path.basename(file);
   }
   try {
+    // Checked first: nothing is downloaded for an output that cannot be written.
+    const target = out === "-" ? undefined : path.resolve(io.cwd, out);
+    if (target !== undefined && await pathExists(target)) {
+      throw new IntellistorError(
+        "OUTPUT_EXISTS",
+        `"${target}" already exists`,
+        "Choose another --out; decrypt never replaces a file.",
+      );
+    }
     // The manifest, when present, also pins the object's SHA-256.
     let expected: { sha256: string; size: number } | undefined;
     if (flags.manifest !== undefined) {
@@ -69,33 +79,43 @@ export async function decryptCommand(
       }
     }
     const meter = new MeterStream();
-    const plain = (await storage.get(objectKey)).pipeThrough(meter).pipeThrough(
-      decryptStream(keyring),
-    );
-    const check = new TransformStream<Uint8Array, Uint8Array>({
-      flush() {
-        if (expected && (meter.digest() !== expected.sha256 || meter.bytes !== expected.size)) {
-          throw integrityError("The backup object's SHA-256 differs from its manifest");
-        }
-      },
-    });
-    if (out === "-") {
-      await plain.pipeThrough(check).pipeTo(stdout, { preventClose: true });
+    const plain = (await storage.get(objectKey))
+      .pipeThrough(meter)
+      .pipeThrough(decryptStream(keyring))
+      .pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          flush() {
+            if (expected && (meter.digest() !== expected.sha256 || meter.bytes !== expected.size)) {
+              throw integrityError("The backup object's SHA-256 differs from its manifest");
+            }
+          },
+        }),
+      );
+    if (target === undefined) {
+      try {
+        await plain.pipeTo(stdout, { preventClose: true });
+      } catch (error) {
+        // The reader went away (e.g. `| head`): not an error of ours.
+        if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+      }
       return 0;
     }
-    const target = path.resolve(io.cwd, out);
-    const outStore = new LocalStorage(path.dirname(target));
-    if (await outStore.head(path.basename(target)) !== undefined) {
-      throw new IntellistorError(
-        "OUTPUT_EXISTS",
-        `"${target}" already exists`,
-        "Choose another --out; decrypt never replaces a file.",
-      );
+    // Written under a temporary name, renamed once complete and verified.
+    const temporary = path.join(
+      path.dirname(target),
+      `.intellistor-${crypto.randomUUID()}.partial`,
+    );
+    try {
+      const file = await Deno.open(temporary, { write: true, createNew: true });
+      await plain.pipeTo(file.writable);
+      await Deno.rename(temporary, target);
+    } catch (error) {
+      await Deno.remove(temporary).catch(() => {});
+      throw error;
     }
-    const info = await outStore.put(path.basename(target), plain.pipeThrough(check));
     printJson(io, {
       decrypted: target,
-      bytes: info.size,
+      bytes: (await Deno.stat(target)).size,
       verified: expected !== undefined ? "manifest" : "chunks",
     });
     return 0;
