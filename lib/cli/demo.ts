@@ -40,11 +40,34 @@ function sampleTree(): Map<string, Uint8Array | undefined> {
   ]);
 }
 
+/** Thrown when a step fails: the step already printed its error. */
+class StepFailed extends Error {
+  constructor(readonly exitCode: number) {
+    super(`demo step failed with exit code ${exitCode}`);
+  }
+}
+
 export async function demoCommand(argv: string[], io: CliIo, run: Runner): Promise<number> {
+  try {
+    return await runDemo(argv, io, run);
+  } catch (error) {
+    if (error instanceof StepFailed) return error.exitCode;
+    throw error;
+  }
+}
+
+async function runDemo(argv: string[], io: CliIo, run: Runner): Promise<number> {
   const flags = parseFlags("demo", argv, { dir: { type: "string" } });
   const dir = flags.dir !== undefined
     ? path.resolve(io.cwd, flags.dir)
     : await Deno.makeTempDir({ prefix: "intellistor-demo-" });
+  if (!(await isEmptyOrMissing(dir))) {
+    throw new IntellistorError(
+      "USAGE",
+      `demo: "${dir}" is not empty`,
+      "Give --dir a new or empty directory, or leave it out for a temporary one.",
+    );
+  }
   const sample = path.join(dir, "sample");
   const tree = sampleTree();
   for (const [name, content] of tree) {
@@ -70,9 +93,7 @@ export async function demoCommand(argv: string[], io: CliIo, run: Runner): Promi
         io.stdout(text);
       },
     });
-    if (code !== 0) {
-      throw new IntellistorError("INTERNAL", `Demo step "${title}" failed with exit code ${code}`);
-    }
+    if (code !== 0) throw new StepFailed(code);
     return capture ? output : "";
   };
 
@@ -144,6 +165,16 @@ export async function demoCommand(argv: string[], io: CliIo, run: Runner): Promi
       "\n",
   );
   return mismatches.length === 0 ? 0 : 1;
+}
+
+async function isEmptyOrMissing(dir: string): Promise<boolean> {
+  try {
+    for await (const _ of Deno.readDir(dir)) return false;
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return true;
+    throw error;
+  }
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -59,9 +59,13 @@ export interface RunOptions {
 export async function run(argv: string[], io: CliIo, options: RunOptions = {}): Promise<number> {
   const [command, ...rest] = argv;
   try {
-    if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    if (command === "--help" || command === "-h" || command === "help") {
       io.stdout(mainHelp + "\n");
-      return command === undefined ? ExitCode.usage : ExitCode.ok;
+      return ExitCode.ok;
+    }
+    if (command === undefined) {
+      io.stdout(mainHelp + "\n");
+      throw new IntellistorError("USAGE", "No command given", 'Run "intellistor --help".');
     }
     if (command === "--version" || command === "version") {
       io.stdout(JSON.stringify({ version: VERSION }) + "\n");

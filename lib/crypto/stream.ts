@@ -422,13 +422,21 @@ class OrderedPipeline {
     // Mark as handled now; the rejection is rethrown when it is awaited in order.
     work.catch(() => {});
     this.#inFlight.push(work);
-    while (this.#inFlight.length >= MAX_IN_FLIGHT) {
-      controller.enqueue(await this.#inFlight.shift()!);
-    }
+    while (this.#inFlight.length >= MAX_IN_FLIGHT) controller.enqueue(await this.#oldest());
   }
 
   async drain(controller: TransformStreamDefaultController<Uint8Array>): Promise<void> {
-    while (this.#inFlight.length > 0) controller.enqueue(await this.#inFlight.shift()!);
+    while (this.#inFlight.length > 0) controller.enqueue(await this.#oldest());
+  }
+
+  async #oldest(): Promise<Uint8Array> {
+    try {
+      return await this.#inFlight.shift()!;
+    } catch (error) {
+      // Let the younger work settle first: nothing keeps running after the stream failed.
+      await Promise.allSettled(this.#inFlight.splice(0));
+      throw error;
+    }
   }
 }
 

@@ -133,9 +133,9 @@ export class LocalStorage implements Storage {
     try {
       await Deno.remove(path);
     } catch (error) {
-      if (isNotFound(error)) return;
-      throw ioError(`Cannot delete "${key}" in ${this.location}`, error);
+      if (!isNotFound(error)) throw ioError(`Cannot delete "${key}" in ${this.location}`, error);
     }
+    // Also when the object was never written: a failed put may have left its directories.
     await this.#removeEmptyParents(key);
   }
 
