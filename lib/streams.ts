@@ -1,5 +1,6 @@
 /** Small stream stages shared by backup and restore. */
 import { createHash } from "node:crypto";
+import { concatBytes } from "./crypto/bytes.ts";
 
 /** Counts and hashes (SHA-256) the bytes passing through. Read `digest()` after the end. */
 export class MeterStream extends TransformStream<Uint8Array, Uint8Array> {
@@ -67,13 +68,7 @@ export async function readAll(
     if (length > limit) throw new RangeError(`stream longer than ${limit} bytes`);
     parts.push(chunk);
   }
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concatBytes(...parts);
 }
 
 /** A stream over one in-memory byte array. */

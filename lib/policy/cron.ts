@@ -272,3 +272,14 @@ function checkDayCanOccur(schedule: CronSchedule): void {
 function sortedUnique(values: number[]): number[] {
   return [...new Set(values)].sort((a, b) => a - b);
 }
+
+/** Runs of consecutive values in a sorted list, as [first, last] pairs ([1,2,3,7] → [[1,3],[7,7]]). */
+export function consecutiveRuns(values: readonly number[]): [number, number][] {
+  const result: [number, number][] = [];
+  for (const value of values) {
+    const current = result.at(-1);
+    if (current !== undefined && current[1] === value - 1) current[1] = value;
+    else result.push([value, value]);
+  }
+  return result;
+}

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { CronSchedule } from "../../policy/cron.ts";
+import { consecutiveRuns, type CronSchedule } from "../../policy/cron.ts";
 import { cronDaySets, type DaySet } from "./day_sets.ts";
 
 /** The two unit files of a policy. */
@@ -141,7 +141,7 @@ function field(values: number[], min: number, max: number): string {
   const stepped = step > 1 && values.every((value, i) => value === values[0] + i * step);
   // "a/b" repeats up to the component's maximum, so the series must reach the end.
   if (stepped && values.at(-1)! + step > max) return `${pad(values[0])}/${step}`;
-  return runs(values).map(([first, last]) => {
+  return consecutiveRuns(values).map(([first, last]) => {
     if (first === last) return pad(first);
     if (last === first + 1) return `${pad(first)},${pad(last)}`;
     return `${pad(first)}..${pad(last)}`;
@@ -149,21 +149,11 @@ function field(values: number[], min: number, max: number): string {
 }
 
 function weekdays(days: number[]): string {
-  return runs(days).map(([first, last]) => {
+  return consecutiveRuns(days).map(([first, last]) => {
     if (first === last) return WEEKDAYS[first];
     if (last === first + 1) return `${WEEKDAYS[first]},${WEEKDAYS[last]}`;
     return `${WEEKDAYS[first]}..${WEEKDAYS[last]}`;
   }).join(",");
-}
-
-function runs(values: number[]): [number, number][] {
-  const result: [number, number][] = [];
-  for (const value of values) {
-    const current = result.at(-1);
-    if (current !== undefined && current[1] === value - 1) current[1] = value;
-    else result.push([value, value]);
-  }
-  return result;
 }
 
 function escapeSpecifiers(text: string): string {

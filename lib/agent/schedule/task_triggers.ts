@@ -37,7 +37,7 @@
  * @module
  */
 import { IntellistorError } from "../../errors.ts";
-import type { CronSchedule } from "../../policy/cron.ts";
+import { consecutiveRuns, type CronSchedule } from "../../policy/cron.ts";
 import { cronDaySets, type DaySet, isEveryMonth } from "./day_sets.ts";
 
 /** Task Scheduler accepts at most this many triggers in one task. */
@@ -232,7 +232,7 @@ function hourRangePatterns(schedule: CronSchedule): TimePattern[] | undefined {
   const step = progression(minutes);
   if (step === undefined || 60 % step !== 0 || minutes.length !== 60 / step) return undefined;
   const patterns: TimePattern[] = [];
-  for (const [first, last] of runs(schedule.hours)) {
+  for (const [first, last] of consecutiveRuns(schedule.hours)) {
     const pattern = {
       start: first * 60 + minutes[0],
       interval: step,
@@ -257,17 +257,6 @@ function progression(values: number[]): number | undefined {
     if (values[i] - values[i - 1] !== step) return undefined;
   }
   return step;
-}
-
-/** Runs of consecutive values in a sorted list, as [first, last] pairs. */
-function runs(values: number[]): [number, number][] {
-  const result: [number, number][] = [];
-  for (const value of values) {
-    const current = result.at(-1);
-    if (current !== undefined && current[1] === value - 1) current[1] = value;
-    else result.push([value, value]);
-  }
-  return result;
 }
 
 function range(first: number, last: number): number[] {
