@@ -79,7 +79,11 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Storag
       requestChecksumCalculation: "WHEN_REQUIRED" as const,
       responseChecksumValidation: "WHEN_REQUIRED" as const,
     }),
-    maxAttempts: 3,
+    // The SDK's standard retry strategy: exponential backoff with full jitter,
+    // retrying 5xx, throttling (503 SlowDown) and transient network errors,
+    // never 4xx such as 403 or 404. Multipart parts are buffered, so each part
+    // is retried on its own; the whole upload is never restarted.
+    maxAttempts: 5,
     requestHandler: {
       connectionTimeout: 10_000,
       // An idle socket, not a whole transfer: large objects may take long, silence may not.
