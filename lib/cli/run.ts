@@ -35,7 +35,7 @@ Commands:
 Every command prints one JSON document on stdout; errors are one JSON object
 on stderr. "intellistor <command> --help" shows a command's flags.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 partial backup, 10 not found,
-12 wrong key, 13 integrity failure, 130 interrupted.`;
+11 already running, 12 wrong key, 13 integrity failure, 130 interrupted.`;
 
 const helps: Record<string, string> = {
   "policy-create": policyCreateHelp,
