@@ -166,7 +166,7 @@ export function toIntellistorError(error: unknown): IntellistorError {
     );
   }
   const message = error instanceof Error ? error.message : String(error);
-  if (/ENOSPC|No space left/i.test(message)) {
+  if (isDiskFull(error)) {
     return new IntellistorError(
       "IO_ERROR",
       "No space left on the device",
@@ -178,4 +178,11 @@ export function toIntellistorError(error: unknown): IntellistorError {
     `Unexpected error: ${message}`,
     "This is a bug; please report it with the command you ran (set INTELLISTOR_DEBUG=1 for details).",
   );
+}
+
+/** A full disk or an exceeded quota (ENOSPC, EDQUOT; Windows ERROR_DISK_FULL), as Deno reports them. */
+export function isDiskFull(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  return /ENOSPC|No space left|os error 28\b|Disk quota exceeded|os error 122\b|os error 112\b/i
+    .test(message);
 }

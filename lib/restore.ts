@@ -22,7 +22,7 @@ import {
 import { integrityError, IntellistorError } from "./errors.ts";
 import { compilePatterns } from "./glob.ts";
 import { type Manifest, openManifest, parseBackupKey, parseManifest } from "./manifest.ts";
-import { currentPlatform, type Platform, resolveInside } from "./safe_path.ts";
+import { currentPlatform, osPath, type Platform, resolveInside } from "./safe_path.ts";
 import type { Storage } from "./storage/storage.ts";
 import { MeterStream, readAll } from "./streams.ts";
 
@@ -237,7 +237,12 @@ async function fetchManifest(
   };
 }
 
-/** Refuses up front, before any download, to replace existing files. */
+/**
+ * Refuses up front, before any download, to replace existing files. On
+ * Windows the file system answers for another case too (`A.TXT` finds
+ * `a.txt`), and names Windows refuses are skipped here: the extraction reports
+ * them as failures of their own.
+ */
 function refuseExisting(outDir: string, entries: CatalogEntry[], platform: Platform): void {
   const clashes: string[] = [];
   for (const entry of entries) {
@@ -249,7 +254,7 @@ function refuseExisting(outDir: string, entries: CatalogEntry[], platform: Platf
       continue; // reported as a failure during extraction
     }
     try {
-      Deno.lstatSync(target);
+      Deno.lstatSync(osPath(target, platform));
       clashes.push(entry.relative_path);
     } catch {
       // absent: fine
@@ -329,22 +334,35 @@ async function extractGzipStream(
 function gunzip(): TransformStream<Uint8Array, Uint8Array> {
   const inflater = zlib.createGunzip();
   let output!: TransformStreamDefaultController<Uint8Array>;
+  // zlib reports bad data as an 'error' event: keep it, and fail the next step with it.
+  let failure: Error | undefined;
+  const failed = new Promise<never>((_, reject) => {
+    inflater.once("error", (error) => {
+      failure = error;
+      reject(error);
+    });
+  });
+  failed.catch(() => {});
   inflater.on("data", (chunk: Uint8Array) => {
     output.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
   });
+  const step = (action: (done: (error?: Error | null) => void) => void) =>
+    failure ? Promise.reject(failure) : Promise.race([
+      failed,
+      new Promise<void>((resolve, reject) =>
+        action((error) => (error ? reject(error) : resolve()))
+      ),
+    ]);
   return new TransformStream({
     start(controller) {
       output = controller;
     },
     transform(chunk) {
-      return new Promise<void>((resolve, reject) => {
-        inflater.write(chunk, (error) => (error ? reject(error) : resolve()));
-      });
+      return step((done) => inflater.write(chunk, done));
     },
     flush() {
-      return new Promise<void>((resolve, reject) => {
-        inflater.once("end", resolve);
-        inflater.once("error", reject);
+      return step((done) => {
+        inflater.once("end", () => done());
         inflater.end();
       });
     },

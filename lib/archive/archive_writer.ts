@@ -89,7 +89,7 @@ async function* generateArchive(
     let size = source.size;
     if (source.type === "file") {
       try {
-        file = await Deno.open(source.absolutePath, { read: true });
+        file = await Deno.open(source.osPath ?? source.absolutePath, { read: true });
         size = (await file.stat()).size;
       } catch (error) {
         file?.close();

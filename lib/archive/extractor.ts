@@ -4,14 +4,22 @@
  * offset, and every file must hash to the manifest's SHA-256 before it gets
  * its real name (written as a temporary file, renamed once verified).
  * Symlinks are created last, so no entry can be written through one.
+ *
+ * Restoring on Windows (lib/safe_path.ts, docs/windows.md): a name Windows
+ * cannot hold (`CON`, `a:b`, `name.`) and the later of two names that differ
+ * only in case (`a.txt`, `A.TXT`) are failures of their own entry, reported
+ * with a way to get them; the restore goes on. Every path is given to the OS
+ * through `osPath`, so paths beyond MAX_PATH work.
  */
 import { createHash } from "node:crypto";
 import path from "node:path";
-import { IntellistorError } from "../errors.ts";
+import { IntellistorError, isDiskFull, toIntellistorError } from "../errors.ts";
 import {
+  caseCollisions,
   currentPlatform,
   ensureDirectory,
   ensureParentDirectory,
+  osPath,
   pathExists,
   type Platform,
   resolveInside,
@@ -45,10 +53,17 @@ export class Extractor {
   readonly #seen = new Set<string>();
   readonly #symlinks: CatalogEntry[] = [];
   readonly #directories: CatalogEntry[] = [];
+  /** Selected entries refused up front (case collisions on Windows), with the reason. */
+  readonly #refused: ReadonlyMap<string, string>;
 
   constructor(options: ExtractorOptions) {
     this.#options = options;
     this.#platform = options.platform ?? currentPlatform;
+    this.#refused = this.#platform === "windows"
+      ? caseCollisions(
+        [...options.known.values()].filter((e) => options.selected.has(e.relative_path)),
+      )
+      : new Map();
   }
 
   /** Restores the selected entries found in `entries`; skips the others. */
@@ -74,16 +89,24 @@ export class Extractor {
         this.#fail(entry.path, "archive entry disagrees with the manifest; skipped");
         continue;
       }
+      const refusal = this.#refused.get(entry.path);
+      if (refusal !== undefined) {
+        this.#fail(entry.path, refusal);
+        continue;
+      }
       try {
         if (listed.type === "file") await this.#writeFile(entry, listed);
         else if (listed.type === "dir") {
           await ensureDirectory(this.#options.outDir, listed.relative_path, this.#platform);
           this.#directories.push(listed);
           this.restored++;
-        } else this.#symlinks.push(listed);
+        } else if (listed.type === "symlink") this.#symlinks.push(listed);
+        else this.#fail(entry.path, `entries of type "${listed.type}" are never restored`);
       } catch (error) {
-        // A broken stream (decryption, truncation) ends the whole restore.
+        // A broken stream (decryption, truncation) ends the whole restore, and
+        // so does a full disk: every following file would fail the same way.
         if (error instanceof StreamBroken) throw error.cause;
+        if (isDiskFull(error)) throw toIntellistorError(error);
         this.#fail(entry.path, messageOf(error));
       }
     }
@@ -125,7 +148,7 @@ export class Extractor {
       listed.relative_path,
       this.#platform,
     );
-    if (!this.#options.overwrite && await pathExists(target)) {
+    if (!this.#options.overwrite && await pathExists(target, this.#platform)) {
       throw new IntellistorError(
         "OUTPUT_EXISTS",
         "already exists; not overwritten (use --overwrite)",
@@ -134,7 +157,11 @@ export class Extractor {
     // A short name of its own: the real name may already be at the 255-byte limit.
     const temporary = path.join(directory, `.intellistor-${crypto.randomUUID()}.partial`);
     const hash = createHash("sha256");
-    const file = await Deno.open(temporary, { write: true, createNew: true, mode: 0o600 });
+    const file = await Deno.open(osPath(temporary, this.#platform), {
+      write: true,
+      createNew: true,
+      mode: 0o600,
+    });
     let renamed = false;
     try {
       try {
@@ -165,35 +192,36 @@ export class Extractor {
         );
       }
       await this.#applyMetadata(temporary, listed);
-      await Deno.rename(temporary, target);
+      await Deno.rename(osPath(temporary, this.#platform), osPath(target, this.#platform));
       renamed = true;
       this.restored++;
       this.bytes += listed.size;
     } finally {
-      if (!renamed) await Deno.remove(temporary).catch(() => {});
+      if (!renamed) await Deno.remove(osPath(temporary, this.#platform)).catch(() => {});
     }
   }
 
   async #writeSymlink(link: CatalogEntry): Promise<void> {
     const target = resolveInside(this.#options.outDir, link.relative_path, this.#platform);
     await ensureParentDirectory(this.#options.outDir, link.relative_path, this.#platform);
-    if (await pathExists(target)) {
+    if (await pathExists(target, this.#platform)) {
       if (!this.#options.overwrite) {
         throw new IntellistorError(
           "OUTPUT_EXISTS",
           "already exists; not overwritten (use --overwrite)",
         );
       }
-      await Deno.remove(target);
+      await Deno.remove(osPath(target, this.#platform));
     }
-    await Deno.symlink(link.link ?? "", target);
+    await Deno.symlink(link.link ?? "", osPath(target, this.#platform));
   }
 
   async #applyMetadata(target: string, entry: CatalogEntry): Promise<void> {
+    const onDisk = osPath(target, this.#platform);
     // setuid/setgid/sticky bits are not restored: only permissions.
-    if (this.#platform === "posix") await Deno.chmod(target, entry.mode & 0o777);
+    if (this.#platform === "posix") await Deno.chmod(onDisk, entry.mode & 0o777);
     const mtime = new Date(entry.mtime);
-    await Deno.utime(target, mtime, mtime);
+    await Deno.utime(onDisk, mtime, mtime);
   }
 
   #fail(name: string, message: string): void {

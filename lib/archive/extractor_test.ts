@@ -67,6 +67,7 @@ function build(entries: HostileEntry[]): { tar: Uint8Array; known: Map<string, C
 async function extract(
   entries: HostileEntry[],
   setup?: (out: string, outside: string) => Promise<void>,
+  options: { platform?: "posix" | "windows"; overwrite?: boolean } = {},
 ) {
   const base = await Deno.makeTempDir({ prefix: "intellistor-extract-" });
   const out = path.join(base, "out");
@@ -79,8 +80,8 @@ async function extract(
     outDir: out,
     known,
     selected: new Set(known.keys()),
-    overwrite: false,
-    platform: "posix",
+    overwrite: options.overwrite ?? false,
+    platform: options.platform ?? "posix",
   });
   await extractor.consume(parseTar(ReadableStream.from([tar])));
   await extractor.finish();
@@ -188,5 +189,89 @@ Deno.test("Extractor stops on a truncated archive without a partial file under i
     assert.deepEqual([...Deno.readDirSync(out)], []);
   } finally {
     await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("Extractor on Windows reports names Windows cannot hold as failures and goes on", async () => {
+  // Legitimate names on Linux; none of them can exist on Windows.
+  const refused = [
+    "CON",
+    "NUL.txt",
+    "COM1",
+    "trailing.",
+    "space ",
+    "a:b",
+    "nota:2024.txt",
+    "back\\slash",
+    "docs/CON/inside.txt",
+  ];
+  const r = await extract(
+    [
+      ...refused.map((name) => ({ path: name, type: "file" as const, data: "linux" })),
+      { path: "docs", type: "dir" },
+      { path: "docs/ok.txt", type: "file", data: "fine" },
+      { path: "AUX", type: "dir" },
+    ],
+    undefined,
+    { platform: "windows" },
+  );
+  try {
+    const byPath = new Map(r.extractor.failures.map((f) => [f.path, f.message]));
+    assert.deepEqual([...byPath.keys()].sort(), [...refused, "AUX"].sort());
+    for (const [name, message] of byPath) {
+      assert.match(message, /^Refusing to restore "/, name);
+      assert.match(message, /intellistor decrypt/, name);
+    }
+    assert.match(byPath.get("CON")!, /reserved name on Windows/);
+    assert.match(byPath.get("trailing.")!, /ends with a dot or space/);
+    assert.match(byPath.get("a:b")!, /drive letter/); // "a:" would be drive A
+    assert.match(byPath.get("nota:2024.txt")!, /character Windows does not allow/);
+    assert.equal(Deno.readTextFileSync(path.join(r.out, "docs", "ok.txt")), "fine");
+    assert.equal(r.extractor.restored, 2);
+    assert.deepEqual([...Deno.readDirSync(r.out)].map((e) => e.name), ["docs"]);
+  } finally {
+    await r.cleanup();
+  }
+});
+
+Deno.test("Extractor on Windows restores the first of two names differing in case, never both", async () => {
+  for (const overwrite of [false, true]) {
+    const r = await extract(
+      [
+        { path: "A.TXT", type: "file", data: "upper" },
+        { path: "Docs", type: "dir" },
+        { path: "Docs/x.txt", type: "file", data: "first x" },
+        { path: "a.txt", type: "file", data: "lower" },
+        { path: "docs", type: "dir" },
+        { path: "docs/X.TXT", type: "file", data: "second x" },
+        { path: "docs/y.txt", type: "file", data: "y" },
+        { path: "link", type: "symlink", link: "A.TXT" },
+        { path: "LINK", type: "file", data: "not a link" },
+      ],
+      undefined,
+      { platform: "windows", overwrite },
+    );
+    try {
+      const failures = new Map(r.extractor.failures.map((f) => [f.path, f.message]));
+      assert.deepEqual(
+        [...failures.keys()].sort(),
+        ["LINK", "a.txt", "docs/X.TXT"],
+        `${overwrite}`,
+      );
+      assert.match(failures.get("a.txt")!, /collides with "A\.TXT" on a case-insensitive/);
+      assert.match(failures.get("a.txt")!, /intellistor decrypt/);
+      // The first spelling's content, untouched by the second (this file system keeps case,
+      // so "a.txt" would have been a file of its own had it been written).
+      assert.equal(Deno.readTextFileSync(path.join(r.out, "A.TXT")), "upper");
+      assert.equal(Deno.readTextFileSync(path.join(r.out, "Docs", "x.txt")), "first x");
+      assert.equal(Deno.readTextFileSync(path.join(r.out, "docs", "y.txt")), "y");
+      assert.deepEqual(
+        [...Deno.readDirSync(r.out)].map((e) => e.name).sort(),
+        ["A.TXT", "Docs", "docs", "link"],
+      );
+      assert.ok(Deno.lstatSync(path.join(r.out, "link")).isSymlink);
+    } finally {
+      await r.cleanup();
+    }
   }
 });

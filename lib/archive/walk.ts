@@ -1,24 +1,44 @@
 /**
  * Walks a policy's source paths and names every entry by its `relative_path`.
  *
- * Naming rule (documented in the README):
+ * Naming rule (documented in the README and docs/windows.md):
  * - one source path that is a directory: its contents are named relative to it
- *   (`/srv/data/docs/a.txt` → `docs/a.txt`);
+ *   (`/srv/data/docs/a.txt` → `docs/a.txt`, `C:\dados\docs\a.png` →
+ *   `docs/a.png`, `\\server\share\dir\a.txt` → `a.txt`);
  * - one source path that is a file: its file name;
- * - several source paths: each one's own name comes first
- *   (`/srv/data` and `/etc/app` → `data/…` and `app/…`); the policy refuses
- *   two source paths with the same final name, so names never collide.
+ * - several source paths: each one's own name (`sourceRootName`) comes first
+ *   (`/srv/data` and `/etc/app` → `data/…` and `app/…`; `C:\dados` and
+ *   `\\server\share` → `dados/…` and `share/…`); the policy refuses two source
+ *   paths with the same final name, so names never collide.
+ * Names inside a tree are the names the OS lists, joined with "/" whatever
+ * the platform's separator.
+ *
+ * Every path given to the OS goes through `osPath` (lib/safe_path.ts): on
+ * Windows, paths of MAX_PATH or more become `\\?\` paths, and so does
+ * everything under a name Win32 would rewrite (`name.`, `name `, `CON`), so
+ * that such a file is read as itself and not as another one. The entry's
+ * `absolutePath` (shown in warnings, recorded as `source`) stays plain.
  *
  * Symbolic links inside the tree are archived as links, never followed. A
  * source path itself is followed (the user named it). Entries that cannot be
- * read become warnings, never a failure of the whole walk.
+ * read (permission denied, vanished, locked by another process) become
+ * warnings, never a failure of the whole walk.
  */
-import path from "node:path";
+import {
+  currentPlatform,
+  osPath,
+  pathApi,
+  type Platform,
+  windowsRewritesName,
+  withoutVerbatimPrefix,
+} from "../safe_path.ts";
 import type { BackupWarning, EntryType } from "./catalog.ts";
 
 export interface SourceEntry {
   relativePath: string;
   absolutePath: string;
+  /** The path to open it by, when it differs from absolutePath (a `\\?\` path on Windows). */
+  osPath?: string;
   type: EntryType;
   size: number;
   mode: number;
@@ -36,30 +56,81 @@ export interface WalkOptions {
    */
   skipPaths?: readonly string[];
   warn: (warning: BackupWarning) => void;
+  /** Whose path rules apply; the running system's by default (tests pass "windows"). */
+  platform?: Platform;
+  /** The file system to read; Deno's by default (tests pass an in-memory one). */
+  fileSystem?: WalkFileSystem;
+}
+
+/** What the walk reads of an entry's metadata. */
+export type WalkFileInfo = Pick<
+  Deno.FileInfo,
+  "isFile" | "isDirectory" | "isSymlink" | "size" | "mode" | "mtime"
+>;
+
+/** The file-system calls the walk makes, each given a path from `osPath`. */
+export interface WalkFileSystem {
+  stat(path: string): Promise<WalkFileInfo>;
+  lstat(path: string): Promise<WalkFileInfo>;
+  readDir(path: string): AsyncIterable<{ name: string }>;
+  readLink(path: string): Promise<string>;
+  realPath(path: string): Promise<string>;
+}
+
+const denoFileSystem: WalkFileSystem = {
+  stat: (p) => Deno.stat(p),
+  lstat: (p) => Deno.lstat(p),
+  readDir: (p) => Deno.readDir(p),
+  readLink: (p) => Deno.readLink(p),
+  realPath: (p) => Deno.realPath(p),
+};
+
+interface WalkContext {
+  options: WalkOptions;
+  platform: Platform;
+  fs: WalkFileSystem;
+  skip: PathTest;
 }
 
 type PathTest = (absolutePath: string) => boolean;
 
-const isWindows = Deno.build.os === "windows";
+/**
+ * The name a source path takes as the first component of relative_path when
+ * a policy has several: its final name (`C:\dados` → `dados`,
+ * `\\server\share\dir` → `dir`, a share root `\\server\share` → `share`),
+ * read through a `\\?\` prefix; a drive root's is its letter (`\\?\D:\` → `D`;
+ * the policy refuses a bare `D:\` among several paths).
+ */
+export function sourceRootName(root: string, platform: Platform = currentPlatform): string {
+  const api = pathApi(platform);
+  if (platform !== "windows") return api.basename(root);
+  const plain = withoutVerbatimPrefix(root);
+  const name = api.basename(plain);
+  const drive = /^([A-Za-z]):[\\/]*$/.exec(plain);
+  return name === "" && drive ? drive[1] : name;
+}
 
 export async function* walkSources(
   roots: readonly string[],
   options: WalkOptions,
 ): AsyncGenerator<SourceEntry> {
+  const platform = options.platform ?? currentPlatform;
+  const fs = options.fileSystem ?? denoFileSystem;
   const several = roots.length > 1;
-  const skip = await pathSetTest(options.skipPaths ?? []);
+  const skip = await pathSetTest(options.skipPaths ?? [], platform, fs);
+  const context: WalkContext = { options, platform, fs, skip };
   for (const root of roots) {
     if (skip(root)) continue;
-    let info: Deno.FileInfo;
+    let info: WalkFileInfo;
     try {
-      info = await Deno.stat(root);
+      info = await fs.stat(osPath(root, platform));
     } catch (error) {
-      options.warn({ path: root, message: describeIoError(error), skipped: true });
+      options.warn({ path: root, message: describeIoError(error, platform), skipped: true });
       continue;
     }
-    const rootName = path.basename(root);
+    const rootName = sourceRootName(root, platform);
     if (!info.isDirectory || several) {
-      const entry = toEntry(rootName, root, info);
+      const entry = toEntry(rootName, root, info, platform);
       if (entry === undefined) {
         options.warn({
           path: root,
@@ -72,18 +143,25 @@ export async function* walkSources(
       yield entry;
       if (entry.type !== "dir") continue;
     }
-    yield* walkDirectory(root, several ? rootName : "", options, skip);
+    yield* walkDirectory(root, several ? rootName : "", false, context);
   }
 }
 
 /** Matches the given paths, both as written and as their real (symlink-free) paths. */
-async function pathSetTest(paths: readonly string[]): Promise<PathTest> {
-  const key = (p: string) => (isWindows ? path.resolve(p).toLowerCase() : path.resolve(p));
+async function pathSetTest(
+  paths: readonly string[],
+  platform: Platform,
+  fs: WalkFileSystem,
+): Promise<PathTest> {
+  const api = pathApi(platform);
+  // Windows: case-insensitive, and `\\?\C:\x` is `C:\x` (realPath may answer either).
+  const key = (p: string) =>
+    platform === "windows" ? api.resolve(withoutVerbatimPrefix(p)).toLowerCase() : api.resolve(p);
   const keys = new Set<string>();
   for (const p of paths) {
     keys.add(key(p));
     try {
-      keys.add(key(await Deno.realPath(p)));
+      keys.add(key(await fs.realPath(osPath(p, platform))));
     } catch {
       // Not there (yet): the path as written is enough.
     }
@@ -91,24 +169,33 @@ async function pathSetTest(paths: readonly string[]): Promise<PathTest> {
   return (absolutePath) => keys.size > 0 && keys.has(key(absolutePath));
 }
 
+/**
+ * `literal`: a name on the way is one Win32 would rewrite, so every path
+ * under it is given to Windows in its `\\?\` form.
+ */
 async function* walkDirectory(
   directory: string,
   relativeDir: string,
-  options: WalkOptions,
-  skip: PathTest,
+  literal: boolean,
+  context: WalkContext,
 ): AsyncGenerator<SourceEntry> {
+  const { options, platform, fs, skip } = context;
   let names: string[];
   try {
     names = [];
-    for await (const item of Deno.readDir(directory)) names.push(item.name);
+    for await (const item of fs.readDir(osPath(directory, platform, { literal }))) {
+      names.push(item.name);
+    }
   } catch (error) {
-    options.warn({ path: directory, message: describeIoError(error), skipped: true });
+    options.warn({ path: directory, message: describeIoError(error, platform), skipped: true });
     return;
   }
   // Sorted (by UTF-16 code unit): the archive's order is reproducible.
   names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   for (const name of names) {
-    const absolutePath = path.join(directory, name);
+    const absolutePath = pathApi(platform).join(directory, name);
+    const literalHere = literal || (platform === "windows" && windowsRewritesName(name));
+    const openPath = osPath(absolutePath, platform, { literal: literalHere });
     if (name.includes("\uFFFD")) {
       // The OS gave a name that is not valid UTF-8; it cannot be opened by this name.
       options.warn({
@@ -120,14 +207,18 @@ async function* walkDirectory(
     }
     const relativePath = relativeDir === "" ? name : `${relativeDir}/${name}`;
     if (options.excluded?.(relativePath) || skip(absolutePath)) continue;
-    let info: Deno.FileInfo;
+    let info: WalkFileInfo;
     try {
-      info = await Deno.lstat(absolutePath);
+      info = await fs.lstat(openPath);
     } catch (error) {
-      options.warn({ path: absolutePath, message: describeIoError(error), skipped: true });
+      options.warn({
+        path: absolutePath,
+        message: describeIoError(error, platform),
+        skipped: true,
+      });
       continue;
     }
-    const entry = toEntry(relativePath, absolutePath, info);
+    const entry = toEntry(relativePath, absolutePath, info, platform);
     if (entry === undefined) {
       options.warn({
         path: absolutePath,
@@ -138,21 +229,29 @@ async function* walkDirectory(
     }
     if (entry.type === "symlink") {
       try {
-        entry.link = await Deno.readLink(absolutePath);
+        entry.link = await fs.readLink(openPath);
       } catch (error) {
-        options.warn({ path: absolutePath, message: describeIoError(error), skipped: true });
+        options.warn({
+          path: absolutePath,
+          message: describeIoError(error, platform),
+          skipped: true,
+        });
         continue;
       }
     }
+    if (openPath !== absolutePath) entry.osPath = openPath;
     yield entry;
-    if (entry.type === "dir") yield* walkDirectory(absolutePath, relativePath, options, skip);
+    if (entry.type === "dir") {
+      yield* walkDirectory(absolutePath, relativePath, literalHere, context);
+    }
   }
 }
 
 function toEntry(
   relativePath: string,
   absolutePath: string,
-  info: Deno.FileInfo,
+  info: WalkFileInfo,
+  platform: Platform,
 ): SourceEntry | undefined {
   const type: EntryType | undefined = info.isFile
     ? "file"
@@ -163,22 +262,44 @@ function toEntry(
     : undefined;
   if (type === undefined) return undefined;
   const defaultMode = type === "file" ? 0o644 : 0o755;
-  return {
+  const entry: SourceEntry = {
     relativePath,
     absolutePath,
     type,
     size: type === "file" ? info.size : 0,
     // Windows has no permission bits: record the usual defaults.
-    mode: isWindows || info.mode === null ? defaultMode : info.mode & 0o7777,
+    mode: platform === "windows" || info.mode === null ? defaultMode : info.mode & 0o7777,
     mtimeMs: info.mtime?.getTime() ?? 0,
   };
+  const openPath = osPath(absolutePath, platform);
+  if (openPath !== absolutePath) entry.osPath = openPath;
+  return entry;
 }
 
-/** A one-line reason for an I/O failure, without a stack. */
-export function describeIoError(error: unknown): string {
+/**
+ * A one-line reason for an I/O failure, without a stack.
+ *
+ * On Windows a file another process holds open without FILE_SHARE_READ (a
+ * database, a PST, an open Office document) fails with ERROR_SHARING_VIOLATION
+ * (32), and a byte range locked with LockFileEx fails a read with
+ * ERROR_LOCK_VIOLATION (33). Deno maps neither to an error class of its own:
+ * both are a plain `Error` whose `code` is "EBUSY" (deno_error's table,
+ * after libuv) and whose message ends in "(os error 32)" / "(os error 33)".
+ * Both become "locked by another process": a warning, the backup goes on.
+ */
+export function describeIoError(error: unknown, platform: Platform = currentPlatform): string {
   if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (error instanceof Deno.errors.NotFound) return "vanished before it could be read";
-  if (error instanceof Deno.errors.Busy) return "locked by another process";
+  if (error instanceof Deno.errors.Busy || isLockedError(error, platform)) {
+    return "locked by another process";
+  }
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/** EBUSY anywhere; on Windows also os errors 32 and 33 without a code (elsewhere they mean others). */
+function isLockedError(error: unknown, platform: Platform): boolean {
+  if (!(error instanceof Error)) return false;
+  if ((error as { code?: unknown }).code === "EBUSY") return true;
+  return platform === "windows" && /\(os error 3[23]\)/.test(error.message);
 }
