@@ -142,6 +142,9 @@ export async function openManifest(manifest: Manifest, keys: StreamKeys): Promis
   if (manifest.object.stream_id !== streamIdHex) {
     throw integrityError("The manifest does not belong to this backup object (stream id differs)");
   }
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(manifest.sealed)) {
+    throw integrityError("The manifest's sealed part is not base64");
+  }
   const blob = Buffer.from(manifest.sealed, "base64");
   if (blob.length < 12 + 16) throw integrityError("The manifest's sealed part is truncated");
   let plaintext: Uint8Array;
@@ -162,7 +165,14 @@ export async function openManifest(manifest: Manifest, keys: StreamKeys): Promis
       "The manifest failed authentication: it was modified or is not this backup's",
     );
   }
-  const content = JSON.parse(new TextDecoder().decode(zlib.gunzipSync(plaintext))) as SealedContent;
+  let content: SealedContent;
+  try {
+    content = JSON.parse(new TextDecoder().decode(zlib.gunzipSync(plaintext)));
+  } catch {
+    throw integrityError("The manifest's sealed part is not gzip-compressed JSON");
+  }
+  const problem = sealedContentProblem(content, manifest.object.plaintext_size);
+  if (problem) throw integrityError(`The manifest's sealed part is malformed: ${problem}`);
   if (
     content.backup_id !== manifest.backup_id || content.stream_id !== streamIdHex ||
     content.object_key !== manifest.object.key || content.policy_id !== manifest.policy_id
@@ -170,6 +180,63 @@ export async function openManifest(manifest: Manifest, keys: StreamKeys): Promis
     throw integrityError("The manifest's sealed part disagrees with its public part");
   }
   return content;
+}
+
+/**
+ * What is wrong with a sealed content's shape, or undefined. Sealed content is
+ * authenticated, but whoever held the key wrote it: a restore never trusts
+ * its shape (docs/FORMAT.md §6).
+ */
+export function sealedContentProblem(value: unknown, plaintextSize: number): string | undefined {
+  const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+  if (typeof value !== "object" || value === null) return "not an object";
+  const content = value as Partial<SealedContent>;
+  if (!Array.isArray(content.entries)) return "entries is not a list";
+  if (!Array.isArray(content.segments)) return "segments is not a list";
+  if (!Array.isArray(content.warnings)) return "warnings is not a list";
+  if (!Array.isArray(content.sources) || !content.sources.every((s) => typeof s === "string")) {
+    return "sources is not a list of paths";
+  }
+  let gzEnd = 0;
+  let tarEnd = 0;
+  for (const [i, segment] of content.segments.entries()) {
+    const s = segment as Partial<SegmentRecord> | null;
+    if (
+      typeof s !== "object" || s === null || !isCount(s.gz_offset) || !isCount(s.gz_length) ||
+      !isCount(s.tar_offset) || !isCount(s.tar_length) || s.gz_length === 0
+    ) return `segments[${i}] is not a segment record`;
+    // Segments tile the payload and the tar stream, in order.
+    if (s.gz_offset !== gzEnd || s.tar_offset !== tarEnd) return `segments[${i}] leaves a gap`;
+    gzEnd += s.gz_length;
+    tarEnd += s.tar_length;
+  }
+  if (content.segments.length > 0 && gzEnd !== plaintextSize) {
+    return "segments do not cover the object's payload";
+  }
+  for (const [i, entry] of content.entries.entries()) {
+    const e = entry as Partial<CatalogEntry> | null;
+    const where = `entries[${i}]`;
+    if (typeof e !== "object" || e === null) return `${where} is not an object`;
+    if (typeof e.relative_path !== "string" || e.relative_path === "") {
+      return `${where}.relative_path is not a name`;
+    }
+    if (e.type !== "file" && e.type !== "dir" && e.type !== "symlink") {
+      return `${where}.type ${JSON.stringify(e.type)} is not file, dir or symlink`;
+    }
+    if (!isCount(e.size) || !isCount(e.mode) || !isCount(e.tar_offset)) {
+      return `${where} has a bad size, mode or tar_offset`;
+    }
+    if (!Number.isSafeInteger(e.mtime)) return `${where}.mtime is not a time`;
+    if (!isCount(e.segment) || e.segment >= content.segments.length) {
+      return `${where}.segment names no segment`;
+    }
+    if (e.type === "file" && !/^[0-9a-f]{64}$/.test(String(e.sha256))) {
+      return `${where}.sha256 is not a SHA-256`;
+    }
+    if (e.type === "symlink" && typeof e.link !== "string") return `${where}.link is missing`;
+    if (e.incomplete !== undefined && e.incomplete !== true) return `${where}.incomplete is bad`;
+  }
+  return undefined;
 }
 
 /**
