@@ -84,6 +84,7 @@ Deno.test(`SIGKILL at ${KILLS} seeded moments of a backup: nothing half-done loo
       }
       for (const backup of after.backups) assert.equal(backup.files, 8);
     }
+    console.log(`crash: ${KILLS} backups started, ${killed} killed mid-way by SIGKILL`);
     assert.ok(killed > 0, "at least one run was killed mid-way");
     // The next backup succeeds, and restores identically.
     const next = await runCli(["backup", "--policy", "p.yaml"], { cwd: world.work });
