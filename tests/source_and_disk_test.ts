@@ -106,3 +106,40 @@ Deno.test("a restore into a nearly full disk fails clearly and leaves no file wi
     }
   });
 });
+
+Deno.test("a file written to while it is read is archived with a warning (exit 3)", async () => {
+  await withWork(async (work) => {
+    const source = path.join(work, "src");
+    await Deno.mkdir(source);
+    const growing = path.join(source, "log.txt");
+    await Deno.writeFile(growing, pseudoRandomBytes(20_000_000, 3));
+    // Another process appends while the backup reads, as a busy log file would.
+    const writer = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `const f = await Deno.open(${JSON.stringify(growing)}, { append: true });` +
+        `for (;;) { await f.write(new Uint8Array(1024)); await new Promise((r) => setTimeout(r, 2)); }`,
+      ],
+    }).spawn();
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const storage = new LocalStorage(path.join(work, "store"));
+      const policy = validatePolicy({ id: "grow", paths: [source] }, "t");
+      const backup = await runBackup({ policy, storage, keyring });
+      assert.equal(backup.partial, true);
+      assert.deepEqual(backup.warnings.map((w) => [w.path, w.skipped]), [[growing, false]]);
+      assert.match(backup.warnings[0].message, /changed while being read/);
+      // What was archived is consistent with its own hash.
+      const restored = await runRestore({
+        storage,
+        keyring,
+        key: backup.key_backup,
+        outDir: path.join(work, "out"),
+      });
+      assert.equal(restored.integrity, "ok");
+    } finally {
+      writer.kill();
+      await writer.status;
+    }
+  });
+});

@@ -87,10 +87,13 @@ async function* generateArchive(
     options.signal?.throwIfAborted();
     let file: Deno.FsFile | undefined;
     let size = source.size;
+    let mtimeAtOpen: number | undefined;
     if (source.type === "file") {
       try {
         file = await Deno.open(source.osPath ?? source.absolutePath, { read: true });
-        size = (await file.stat()).size;
+        const info = await file.stat();
+        size = info.size;
+        mtimeAtOpen = info.mtime?.getTime();
       } catch (error) {
         file?.close();
         options.warn({ path: source.absolutePath, message: describeIoError(error), skipped: true });
@@ -158,6 +161,17 @@ async function* generateArchive(
             hash.update(piece);
             yield* writeTar(piece);
             copied += piece.length;
+          }
+        } else {
+          // Written to while read: the archive holds a consistent prefix of
+          // `size` bytes, but maybe not one the file ever had. Say so.
+          const after = await file.stat().catch(() => undefined);
+          if (after && (after.size !== size || after.mtime?.getTime() !== mtimeAtOpen)) {
+            options.warn({
+              path: source.absolutePath,
+              message: "file changed while being read; the copy may mix old and new content",
+              skipped: false,
+            });
           }
         }
         entry.sha256 = hash.digest("hex");
