@@ -6,16 +6,7 @@
 import type { CommandRunner } from "../agent/schedule/runner.ts";
 import { ExitCode, IntellistorError, toIntellistorError } from "../errors.ts";
 import { VERSION } from "../version.ts";
-import { agentCommand, agentHelp } from "./agent.ts";
-import { backupCommand, backupHelp } from "./backup.ts";
-import { decryptCommand, decryptHelp } from "./decrypt.ts";
-import { demoCommand, demoHelp } from "./demo.ts";
 import type { CliIo } from "./io.ts";
-import { keyCommand, keyHelp } from "./key.ts";
-import { listCommand, listHelp } from "./list.ts";
-import { policyCreateCommand, policyCreateHelp } from "./policy_create.ts";
-import { restoreCommand, restoreHelp } from "./restore.ts";
-import { scheduleCommand, scheduleHelp } from "./schedule.ts";
 
 export const mainHelp = `Intellistor Backup Client ${VERSION}
 
@@ -37,24 +28,67 @@ on stderr. "intellistor <command> --help" shows a command's flags.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 partial backup, 10 not found,
 11 already running, 12 wrong key, 13 integrity failure, 130 interrupted.`;
 
-const helps: Record<string, string> = {
-  "policy-create": policyCreateHelp,
-  backup: backupHelp,
-  restore: restoreHelp,
-  decrypt: decryptHelp,
-  list: listHelp,
-  agent: agentHelp,
-  schedule: scheduleHelp,
-  key: keyHelp,
-  demo: demoHelp,
-};
-
 export interface RunOptions {
   /** Where `decrypt --out -` writes; the process's stdout by default. */
   binaryStdout?: WritableStream<Uint8Array>;
   /** Runs schtasks/systemctl for `schedule`; the real one (Deno.Command) by default. */
   commandRunner?: CommandRunner;
 }
+
+interface Command {
+  help: string;
+  run(argv: string[], io: CliIo, options: RunOptions): Promise<number> | number;
+}
+
+/**
+ * Each command's module is loaded only when it runs (or shows its help):
+ * start-up stays small, and the AWS SDK loads only for commands that use S3.
+ */
+const commands: Record<string, () => Promise<Command>> = {
+  "policy-create": async () => {
+    const m = await import("./policy_create.ts");
+    return { help: m.policyCreateHelp, run: (argv, io) => m.policyCreateCommand(argv, io) };
+  },
+  backup: async () => {
+    const m = await import("./backup.ts");
+    return { help: m.backupHelp, run: (argv, io) => m.backupCommand(argv, io) };
+  },
+  restore: async () => {
+    const m = await import("./restore.ts");
+    return { help: m.restoreHelp, run: (argv, io) => m.restoreCommand(argv, io) };
+  },
+  list: async () => {
+    const m = await import("./list.ts");
+    return { help: m.listHelp, run: (argv, io) => m.listCommand(argv, io) };
+  },
+  agent: async () => {
+    const m = await import("./agent.ts");
+    return { help: m.agentHelp, run: (argv, io) => m.agentCommand(argv, io) };
+  },
+  schedule: async () => {
+    const m = await import("./schedule.ts");
+    return {
+      help: m.scheduleHelp,
+      run: (argv, io, options) => m.scheduleCommand(argv, io, options.commandRunner),
+    };
+  },
+  decrypt: async () => {
+    const m = await import("./decrypt.ts");
+    return {
+      help: m.decryptHelp,
+      run: (argv, io, options) =>
+        m.decryptCommand(argv, io, options.binaryStdout ?? Deno.stdout.writable),
+    };
+  },
+  key: async () => {
+    const m = await import("./key.ts");
+    return { help: m.keyHelp, run: (argv, io) => m.keyCommand(argv, io) };
+  },
+  demo: async () => {
+    const m = await import("./demo.ts");
+    return { help: m.demoHelp, run: (argv, io) => m.demoCommand(argv, io, run) };
+  },
+};
 
 export async function run(argv: string[], io: CliIo, options: RunOptions = {}): Promise<number> {
   const [command, ...rest] = argv;
@@ -71,39 +105,20 @@ export async function run(argv: string[], io: CliIo, options: RunOptions = {}): 
       io.stdout(JSON.stringify({ version: VERSION }) + "\n");
       return ExitCode.ok;
     }
+    const load = Object.hasOwn(commands, command) ? commands[command] : undefined;
+    if (load === undefined) {
+      throw new IntellistorError(
+        "USAGE",
+        `Unknown command "${command}"`,
+        'Run "intellistor --help" for the list of commands.',
+      );
+    }
+    const selected = await load();
     if (rest.includes("--help") || rest.includes("-h")) {
-      const help = helps[command];
-      if (help !== undefined) {
-        io.stdout(help + "\n");
-        return ExitCode.ok;
-      }
+      io.stdout(selected.help + "\n");
+      return ExitCode.ok;
     }
-    switch (command) {
-      case "policy-create":
-        return await policyCreateCommand(rest, io);
-      case "backup":
-        return await backupCommand(rest, io);
-      case "restore":
-        return await restoreCommand(rest, io);
-      case "agent":
-        return await agentCommand(rest, io);
-      case "schedule":
-        return await scheduleCommand(rest, io, options.commandRunner);
-      case "list":
-        return await listCommand(rest, io);
-      case "decrypt":
-        return await decryptCommand(rest, io, options.binaryStdout ?? Deno.stdout.writable);
-      case "key":
-        return keyCommand(rest, io);
-      case "demo":
-        return await demoCommand(rest, io, run);
-      default:
-        throw new IntellistorError(
-          "USAGE",
-          `Unknown command "${command}"`,
-          'Run "intellistor --help" for the list of commands.',
-        );
-    }
+    return await selected.run(rest, io, options);
   } catch (error) {
     const failure = toIntellistorError(error);
     io.stderr(JSON.stringify(failure.toJSON()) + "\n");
