@@ -27,6 +27,7 @@ import { Buffer } from "node:buffer";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { s3rverCredentials, type S3TestServer, startS3Server } from "../support/s3_server.ts";
+import { pseudoRandomBytes } from "../support/tree.ts";
 
 const enabled = Deno.build.os === "windows" && Deno.env.get("INTELLISTOR_WINDOWS_E2E") === "1";
 
@@ -552,19 +553,4 @@ function xmlElement(xml: string, name: string): string {
 
 function ignoreNotFound(error: unknown): void {
   if (!(error instanceof Deno.errors.NotFound)) throw error;
-}
-
-/** Deterministic, incompressible bytes. */
-function pseudoRandomBytes(size: number, seed: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
 }
