@@ -375,7 +375,7 @@ async function readEntryHeaders(
     if (path === "" || path.includes("\0") || linkname.includes("\0")) {
       throw integrityError(`tar archive is malformed: ${where} has an empty or invalid name`);
     }
-    let type = typeOf(typeflag);
+    let type = tarEntryType(typeflag);
     // PAX-format sparse files store a sparse map, not the plain content: not a plain file.
     if (overrides.sparse && type === "file") type = "other";
     return {
@@ -390,7 +390,8 @@ async function readEntryHeaders(
   }
 }
 
-function typeOf(typeflag: string): TarEntryType {
+/** The entry type a typeflag stands for ("0"/NUL file, "5" dir, "2" symlink, "1" hard link). */
+export function tarEntryType(typeflag: string): TarEntryType {
   switch (typeflag) {
     case "0":
     case "\0":

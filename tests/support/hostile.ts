@@ -20,6 +20,7 @@ import {
   encodeTarHeader,
   TAR_BLOCK,
   TAR_END,
+  tarEntryType,
   tarPadding,
 } from "../../lib/archive/tar.ts";
 import { type Keyring, keyringFromEnv } from "../../lib/crypto/keys.ts";
@@ -51,23 +52,6 @@ export const HOSTILE_KEY = btoa(
 
 export function hostileKeyring(): Keyring {
   return keyringFromEnv({ INTELLISTOR_KEY: HOSTILE_KEY });
-}
-
-/** What the tar parser (lib/archive/tar.ts) reports for a typeflag. */
-export function parserType(typeflag: string): string {
-  switch (typeflag) {
-    case "0":
-    case "\0":
-      return "file";
-    case "5":
-      return "dir";
-    case "2":
-      return "symlink";
-    case "1":
-      return "hardlink";
-    default:
-      return "other";
-  }
 }
 
 /** One tar entry, as the attacker writes it. */
@@ -281,7 +265,7 @@ function buildTar(spec: HostileBackupSpec): {
     const typeflag = entry.typeflag ?? "0";
     const size = entry.claimedSize ?? data.length;
     const header = headerFor(entry, size);
-    const type = parserType(typeflag);
+    const type = tarEntryType(typeflag);
     const truth: CatalogEntry = {
       relative_path: parsedName(entry.name),
       type: type as CatalogEntry["type"],
