@@ -17,15 +17,7 @@ import {
 } from "../mod.ts";
 import { readAll } from "../lib/streams.ts";
 import { runCli } from "./support/cli.ts";
-
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "intellistor-backup-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { withTempDir } from "./support/temp.ts";
 
 async function write(file: string, text = "x"): Promise<void> {
   await Deno.mkdir(path.dirname(file), { recursive: true });
@@ -48,7 +40,7 @@ async function backedUpNames(dir: string, paths: string[], exclude: string[] = [
 }
 
 Deno.test("one source directory: names are relative to it", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir("backup", async (dir) => {
     await write(path.join(dir, "src", "a.txt"));
     await write(path.join(dir, "src", "docs", "b.txt"));
     const { names } = await backedUpNames(dir, [path.join(dir, "src")]);
@@ -57,7 +49,7 @@ Deno.test("one source directory: names are relative to it", async () => {
 });
 
 Deno.test("several sources: each source's name comes first, so names never collide", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir("backup", async (dir) => {
     await write(path.join(dir, "data", "same.txt"), "data");
     await write(path.join(dir, "etc", "app", "same.txt"), "app");
     await write(path.join(dir, "single.conf"));
@@ -71,7 +63,7 @@ Deno.test("several sources: each source's name comes first, so names never colli
 });
 
 Deno.test("excluded entries (and what is under an excluded directory) are not archived", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir("backup", async (dir) => {
     const src = path.join(dir, "src");
     await write(path.join(src, "keep.txt"));
     await write(path.join(src, "skip.tmp"));
@@ -91,7 +83,7 @@ Deno.test("excluded entries (and what is under an excluded directory) are not ar
 });
 
 Deno.test("a file that vanished before it was read is a warning, and is not archived", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir("backup", async (dir) => {
     const warnings: BackupWarning[] = [];
     const present = path.join(dir, "present.txt");
     await write(present, "here");
@@ -127,7 +119,7 @@ Deno.test("a file that vanished before it was read is a warning, and is not arch
 });
 
 Deno.test("listBackups() lists complete backups and reports objects without a manifest", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir("backup", async (dir) => {
     await write(path.join(dir, "src", "a.txt"));
     const { result, storage } = await backedUpNames(dir, [path.join(dir, "src")]);
     // An interrupted backup: the object exists, its manifest never came.
@@ -142,7 +134,7 @@ Deno.test("listBackups() lists complete backups and reports objects without a ma
 });
 
 Deno.test("the store, the --out copy and the .env inside a source are never archived", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir("backup", async (dir) => {
     // The seed's defaults: --paths is the current directory, and --out ./out is beside it.
     await write(path.join(dir, "docs", "a.txt"), "data");
     const key = generateRootKey();
@@ -185,7 +177,7 @@ Deno.test({
   name: "a file that could not be read to its end is flagged, and its restore warns",
   ignore: !hasShrinkingFile,
   fn: async () => {
-    await withTemp(async (dir) => {
+    await withTempDir("backup", async (dir) => {
       const { result, storage, keyring } = await backedUpNames(dir, [SHRINKING_FILE]);
       assert.equal(result.partial, true);
       assert.match(result.warnings[0].message, /zeros/);

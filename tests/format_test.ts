@@ -37,6 +37,7 @@ import { validatePolicy } from "../lib/policy/policy.ts";
 import { runRestore } from "../lib/restore.ts";
 import { LocalStorage } from "../lib/storage/local.ts";
 import { makeSampleTree, pseudoRandomBytes } from "./support/tree.ts";
+import { withTempDir } from "./support/temp.ts";
 
 // ---------- the documented fixture secrets (docs/FORMAT.md) ----------
 
@@ -136,15 +137,6 @@ async function stage(
     path.join(storeRoot, ...manifestKeyFor(objectKey).split("/")),
     manifestText,
   );
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "intellistor-format-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 function sha256Hex(bytes: Uint8Array): string {
@@ -334,7 +326,7 @@ Deno.test("format §5.12: good_* fixtures restore to their expected entries", as
     assert.equal(content.segments.length, expected.segments);
     assert.deepEqual(content.entries.map(describedEntry), expected.entries, `${name}: entries`);
 
-    await withTempDir(async (work) => {
+    await withTempDir("format", async (work) => {
       const storeRoot = path.join(work, "store");
       await stage(storeRoot, expected.object_key, fixture.object, fixture.manifestText);
       const storage = new LocalStorage(storeRoot);
@@ -401,7 +393,7 @@ Deno.test("format §5.12: fail_* fixtures are rejected with their expected error
     const fixture = await readFixture<FailExpected>(name);
     const { expected } = fixture;
     assert.equal(JSON.parse(fixture.manifestText).object.key, expected.object_key);
-    await withTempDir(async (work) => {
+    await withTempDir("format", async (work) => {
       const storeRoot = path.join(work, "store");
       await stage(storeRoot, expected.object_key, fixture.object, fixture.manifestText);
       const storage = new LocalStorage(storeRoot);
@@ -500,7 +492,7 @@ async function assertManifestRejected(
 }
 
 Deno.test("format §5.13: a manifest with a changed public field, a changed sealed blob or from another backup is rejected", async () => {
-  await withTempDir(async (work) => {
+  await withTempDir("format", async (work) => {
     const source = path.join(work, "source");
     await Deno.mkdir(path.join(source, "dir"), { recursive: true });
     await Deno.writeTextFile(path.join(source, "a.txt"), "alpha\n");
@@ -657,7 +649,7 @@ function modeString(type: string, mode: number): string {
 Deno.test("format §5.14: GNU tar lists exactly the manifest's entries after decryption", async () => {
   const version = await runTar(["--version"]);
   assert.match(version.stdout, /GNU tar/, "these checks need GNU tar at /usr/bin/tar");
-  await withTempDir(async (work) => {
+  await withTempDir("format", async (work) => {
     const source = path.join(work, "source");
     await makeSampleTree(source, { largeFileSize: 150_000 });
     const keyring = keyringFromEnv({ INTELLISTOR_KEY: FIXTURE_KEY });
@@ -731,7 +723,7 @@ Deno.test("format §5.14: GNU tar lists exactly the manifest's entries after dec
 
 Deno.test("format §1: one gzip member per segment at the recorded offsets, cut at entry boundaries", async () => {
   const SEGMENT_TARGET = 64 * 1024;
-  await withTempDir(async (work) => {
+  await withTempDir("format", async (work) => {
     const source = path.join(work, "source");
     await Deno.mkdir(path.join(source, "sub"), { recursive: true });
     for (let i = 0; i < 14; i++) {
@@ -969,7 +961,7 @@ Deno.test({
     assert.ok(section, "docs/FORMAT.md has no reference reader");
     const code = /```python\n([\s\S]*?)```/.exec(section[1]);
     assert.ok(code, "the reference reader is not a python block");
-    await withTempDir(async (work) => {
+    await withTempDir("format", async (work) => {
       const script = path.join(work, "read_bkpenc_v1.py");
       await Deno.writeTextFile(script, code[1]);
       const read = async (name: string, env: Record<string, string>) => {

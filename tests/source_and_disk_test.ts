@@ -11,20 +11,12 @@ import {
 } from "../mod.ts";
 import { IntellistorError } from "../lib/errors.ts";
 import { pseudoRandomBytes } from "./support/tree.ts";
+import { withTempDir } from "./support/temp.ts";
 
 const keyring = keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() });
 
-async function withWork(fn: (work: string) => Promise<void>): Promise<void> {
-  const work = await Deno.makeTempDir({ prefix: "intellistor-src-" });
-  try {
-    await fn(work);
-  } finally {
-    await Deno.remove(work, { recursive: true });
-  }
-}
-
 Deno.test("symlink loops are archived as links, never followed; a looping source is a warning", async () => {
-  await withWork(async (work) => {
+  await withTempDir("src", async (work) => {
     const source = path.join(work, "src");
     await Deno.mkdir(path.join(source, "d"), { recursive: true });
     await Deno.symlink("..", path.join(source, "d", "up")); // a loop if followed
@@ -45,7 +37,7 @@ Deno.test("symlink loops are archived as links, never followed; a looping source
 });
 
 Deno.test("paths far beyond 260 characters back up and restore", async () => {
-  await withWork(async (work) => {
+  await withTempDir("src", async (work) => {
     const source = path.join(work, "src");
     const deep = path.join(source, ...Array.from({ length: 8 }, (_, i) => `${i}`.repeat(60)));
     await Deno.mkdir(deep, { recursive: true });
@@ -76,7 +68,7 @@ async function smallDisk(dir: string, size: string): Promise<(() => Promise<void
 }
 
 Deno.test("a restore into a nearly full disk fails clearly and leaves no file with wrong content", async () => {
-  await withWork(async (work) => {
+  await withTempDir("src", async (work) => {
     const source = path.join(work, "src");
     await Deno.mkdir(source);
     await Deno.writeFile(path.join(source, "small.bin"), pseudoRandomBytes(200_000, 1));
@@ -108,7 +100,7 @@ Deno.test("a restore into a nearly full disk fails clearly and leaves no file wi
 });
 
 Deno.test("a file written to while it is read is archived with a warning (exit 3)", async () => {
-  await withWork(async (work) => {
+  await withTempDir("src", async (work) => {
     const source = path.join(work, "src");
     await Deno.mkdir(source);
     const growing = path.join(source, "log.txt");
