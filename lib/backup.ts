@@ -38,6 +38,10 @@ export interface BackupOptions {
   /** The backup's id (a new UUID by default); the agent names its log after it. */
   backupId?: string;
   segmentTarget?: number;
+  /** Threads that compress; one per core by default. */
+  workers?: number;
+  /** See ArchiveOptions.smallFileLimit. */
+  smallFileLimit?: number;
 }
 
 export interface BackupResult {
@@ -84,6 +88,8 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   const { stream: archive, catalog } = createArchiveStream(sources, {
     compressionLevel: policy.compression.level,
     segmentTarget: options.segmentTarget,
+    workers: options.workers,
+    smallFileLimit: options.smallFileLimit,
     warn,
     signal: options.signal,
   });

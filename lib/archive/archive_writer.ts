@@ -8,16 +8,27 @@
  */
 import { createHash } from "node:crypto";
 import type { BackupWarning, CatalogEntry, SegmentRecord } from "./catalog.ts";
-import { GzipMemberWriter } from "./gzip_member.ts";
+import { createPieceDeflater, defaultWorkerCount } from "./deflate_pool.ts";
+import { GzipMemberWriter, type PendingChunk } from "./gzip_member.ts";
 import { encodeTarHeader, TAR_END, tarPadding } from "./tar.ts";
 import { describeIoError, type SourceEntry } from "./walk.ts";
 
 export const DEFAULT_SEGMENT_TARGET = 4 << 20;
 
+/** Compressed bytes the archive may produce before its reader takes them. */
+const READ_AHEAD = 4 << 20;
+
 export interface ArchiveOptions {
   compressionLevel: number;
   segmentTarget?: number;
   warn: (warning: BackupWarning) => void;
+  /** Threads that deflate; one per core by default. */
+  workers?: number;
+  /**
+   * Files smaller than this (64 KiB by default) are read whole, ahead of the
+   * archive; larger ones are streamed. 0 streams every file.
+   */
+  smallFileLimit?: number;
   /** Stops the archive (with an AbortError) at the next entry or piece. */
   signal?: AbortSignal;
 }
@@ -45,9 +56,29 @@ export function createArchiveStream(
     tarBytes: 0,
     gzBytes: 0,
   };
-  const stream = ReadableStream.from(generateArchive(sources, options, catalog));
+  const chunks = generateArchive(sources, options, catalog);
+  const stream = new ReadableStream<Uint8Array>({
+    // Runs ahead of the reader by up to READ_AHEAD bytes, so that reading
+    // files and feeding the compressors does not pause at every chunk taken.
+    async pull(controller) {
+      while ((controller.desiredSize ?? 0) > 0) {
+        const next = await chunks.next();
+        if (next.done) {
+          controller.close();
+          return;
+        }
+        controller.enqueue(next.value);
+      }
+    },
+    async cancel() {
+      await chunks.return(undefined);
+    },
+  }, new ByteLengthQueuingStrategy({ highWaterMark: READ_AHEAD }));
   return { stream, catalog };
 }
+
+/** Pieces being deflated at once, per worker: keeps every core busy, memory bounded. */
+const PIECES_IN_FLIGHT_PER_WORKER = 2;
 
 async function* generateArchive(
   sources: AsyncIterable<SourceEntry>,
@@ -55,136 +86,287 @@ async function* generateArchive(
   catalog: ArchiveCatalog,
 ): AsyncGenerator<Uint8Array> {
   const target = options.segmentTarget ?? DEFAULT_SEGMENT_TARGET;
-  let member = new GzipMemberWriter(options.compressionLevel);
+  const workers = options.workers ?? defaultWorkerCount();
+  const deflater = createPieceDeflater(workers);
+  const newMember = () => new GzipMemberWriter(options.compressionLevel, deflater);
+  let member = newMember();
   let segmentTarStart = 0;
   let segmentGzStart = 0;
+  /** Closed segments, counted as they close (their records follow the output). */
+  let segmentCount = 0;
+  // Output in archive order: chunks (some still being deflated) and the
+  // records of segments, written once all of their bytes have gone out.
+  const output: (PendingChunk | (() => void))[] = [];
+  let deflating = 0;
+  const maxDeflating = Math.max(1, workers) * PIECES_IN_FLIGHT_PER_WORKER;
 
-  function* emit(chunks: Uint8Array[]): Generator<Uint8Array> {
-    for (const chunk of chunks) {
+  /** Yields output in order while more than `keep` pieces are being deflated. */
+  async function* flush(keep: number): AsyncGenerator<Uint8Array> {
+    while (output.length > 0 && (deflating > keep || !(output[0] instanceof Promise))) {
+      const item = output.shift()!;
+      if (typeof item === "function") {
+        item();
+        continue;
+      }
+      let chunk: Uint8Array;
+      if (item instanceof Promise) {
+        chunk = await item;
+        deflating--;
+      } else chunk = item;
       if (chunk.length === 0) continue;
       catalog.gzBytes += chunk.length;
       yield chunk;
     }
   }
+  async function* emit(chunks: PendingChunk[]): AsyncGenerator<Uint8Array> {
+    for (const chunk of chunks) {
+      if (chunk instanceof Promise) deflating++;
+      output.push(chunk);
+    }
+    yield* flush(maxDeflating - 1);
+  }
   async function* writeTar(data: Uint8Array): AsyncGenerator<Uint8Array> {
     catalog.tarBytes += data.length;
-    yield* emit(await member.write(data));
+    yield* emit(member.write(data));
   }
   async function* closeSegment(): AsyncGenerator<Uint8Array> {
-    yield* emit(await member.finish());
-    catalog.segments.push({
-      gz_offset: segmentGzStart,
-      gz_length: catalog.gzBytes - segmentGzStart,
-      tar_offset: segmentTarStart,
-      tar_length: catalog.tarBytes - segmentTarStart,
+    const tarOffset = segmentTarStart;
+    const tarLength = catalog.tarBytes - segmentTarStart;
+    yield* emit(member.finish());
+    output.push(() => {
+      catalog.segments.push({
+        gz_offset: segmentGzStart,
+        gz_length: catalog.gzBytes - segmentGzStart,
+        tar_offset: tarOffset,
+        tar_length: tarLength,
+      });
+      segmentGzStart = catalog.gzBytes;
     });
-    member = new GzipMemberWriter(options.compressionLevel);
+    segmentCount++;
+    member = newMember();
     segmentTarStart = catalog.tarBytes;
-    segmentGzStart = catalog.gzBytes;
   }
 
-  for await (const source of sources) {
-    options.signal?.throwIfAborted();
-    let file: Deno.FsFile | undefined;
-    let size = source.size;
-    let mtimeAtOpen: number | undefined;
-    if (source.type === "file") {
-      try {
-        file = await Deno.open(source.osPath ?? source.absolutePath, { read: true });
-        const info = await file.stat();
-        size = info.size;
-        mtimeAtOpen = info.mtime?.getTime();
-      } catch (error) {
-        file?.close();
-        options.warn({ path: source.absolutePath, message: describeIoError(error), skipped: true });
-        continue;
-      }
-    }
-    try {
-      const header = encodeTarHeader({
-        path: source.relativePath,
-        type: source.type,
-        size,
-        mode: source.mode,
-        mtimeMs: source.mtimeMs,
-        linkname: source.link,
-      });
-      const entryTarLength = header.length + size + tarPadding(size);
-      const segmentLength = catalog.tarBytes - segmentTarStart;
-      if (segmentLength > 0 && segmentLength + entryTarLength > target) yield* closeSegment();
+  try {
+    yield* archiveSources();
+    yield* flush(-1);
+  } finally {
+    deflater.close();
+  }
 
-      const entry: CatalogEntry = {
-        relative_path: source.relativePath,
-        type: source.type,
-        size,
-        mode: source.mode,
-        mtime: Math.trunc(source.mtimeMs),
-        source: source.absolutePath,
-        segment: catalog.segments.length,
-        tar_offset: catalog.tarBytes,
-      };
-      if (source.link !== undefined) entry.link = source.link;
-      yield* writeTar(header);
-      if (file !== undefined) {
-        const hash = createHash("sha256");
-        let copied = 0;
-        let problem: string | undefined;
-        while (copied < size) {
-          // Read straight into the compressor's buffer: no extra copy.
-          const spare = member.spare();
-          let n: number | null = null;
-          try {
-            n = await file.read(spare.subarray(0, Math.min(size - copied, spare.length)));
-          } catch (error) {
-            problem = describeIoError(error);
-          }
-          if (n === null) break;
-          options.signal?.throwIfAborted();
-          hash.update(spare.subarray(0, n));
-          copied += n;
-          catalog.tarBytes += n;
-          yield* emit(await member.commit(n));
-        }
-        if (copied < size) {
-          entry.incomplete = true;
-          // The header already promised `size` bytes: zero-fill so the archive
-          // stays valid, and hash exactly what was archived.
+  async function* archiveSources(): AsyncGenerator<Uint8Array> {
+    for await (
+      let { source, small } of readSmallFilesAhead(
+        sources,
+        options.smallFileLimit ?? SMALL_FILE_LIMIT,
+      )
+    ) {
+      options.signal?.throwIfAborted();
+      let file: Deno.FsFile | undefined;
+      let size = source.size;
+      let mtimeAtOpen: number | undefined;
+      let content: Uint8Array | undefined;
+      if (small !== undefined) {
+        const read = await small;
+        if ("error" in read) {
           options.warn({
             path: source.absolutePath,
-            message: `${problem ?? "file shrank while being read"} after ${copied} of ${size} ` +
-              "bytes; the rest is archived as zeros",
-            skipped: false,
+            message: describeIoError(read.error),
+            skipped: true,
           });
-          const zeros = new Uint8Array(Math.min(size - copied, 1 << 16));
+          continue;
+        }
+        // Grown past a slot since the walk saw it: read it as a large file.
+        if (read.content === undefined) small = undefined;
+        else {
+          content = read.content;
+          size = content.length;
+        }
+      }
+      if (source.type === "file" && content === undefined) {
+        try {
+          file = await Deno.open(source.osPath ?? source.absolutePath, { read: true });
+          const info = await file.stat();
+          size = info.size;
+          mtimeAtOpen = info.mtime?.getTime();
+        } catch (error) {
+          file?.close();
+          options.warn({
+            path: source.absolutePath,
+            message: describeIoError(error),
+            skipped: true,
+          });
+          continue;
+        }
+      }
+      try {
+        const header = encodeTarHeader({
+          path: source.relativePath,
+          type: source.type,
+          size,
+          mode: source.mode,
+          mtimeMs: source.mtimeMs,
+          linkname: source.link,
+        });
+        const entryTarLength = header.length + size + tarPadding(size);
+        const segmentLength = catalog.tarBytes - segmentTarStart;
+        if (segmentLength > 0 && segmentLength + entryTarLength > target) yield* closeSegment();
+
+        const entry: CatalogEntry = {
+          relative_path: source.relativePath,
+          type: source.type,
+          size,
+          mode: source.mode,
+          mtime: Math.trunc(source.mtimeMs),
+          source: source.absolutePath,
+          segment: segmentCount,
+          tar_offset: catalog.tarBytes,
+        };
+        if (source.link !== undefined) entry.link = source.link;
+        yield* writeTar(header);
+        if (content !== undefined) {
+          // Read whole, at once: a consistent copy, its size the one in the header.
+          entry.sha256 = createHash("sha256").update(content).digest("hex");
+          catalog.contentBytes += size;
+          yield* writeTar(content);
+        } else if (file !== undefined) {
+          const hash = createHash("sha256");
+          let copied = 0;
+          let problem: string | undefined;
           while (copied < size) {
-            const piece = zeros.subarray(0, Math.min(size - copied, zeros.length));
-            hash.update(piece);
-            yield* writeTar(piece);
-            copied += piece.length;
+            // Read straight into the compressor's buffer: no extra copy.
+            const spare = member.spare();
+            let n: number | null = null;
+            try {
+              n = await file.read(spare.subarray(0, Math.min(size - copied, spare.length)));
+            } catch (error) {
+              problem = describeIoError(error);
+            }
+            if (n === null) break;
+            options.signal?.throwIfAborted();
+            hash.update(spare.subarray(0, n));
+            copied += n;
+            catalog.tarBytes += n;
+            yield* emit(member.commit(n));
           }
-        } else {
-          // Written to while read: the archive holds a consistent prefix of
-          // `size` bytes, but maybe not one the file ever had. Say so.
-          const after = await file.stat().catch(() => undefined);
-          if (after && (after.size !== size || after.mtime?.getTime() !== mtimeAtOpen)) {
+          if (copied < size) {
+            entry.incomplete = true;
+            // The header already promised `size` bytes: zero-fill so the archive
+            // stays valid, and hash exactly what was archived.
             options.warn({
               path: source.absolutePath,
-              message: "file changed while being read; the copy may mix old and new content",
+              message: `${problem ?? "file shrank while being read"} after ${copied} of ${size} ` +
+                "bytes; the rest is archived as zeros",
               skipped: false,
             });
+            const zeros = new Uint8Array(Math.min(size - copied, 1 << 16));
+            while (copied < size) {
+              const piece = zeros.subarray(0, Math.min(size - copied, zeros.length));
+              hash.update(piece);
+              yield* writeTar(piece);
+              copied += piece.length;
+            }
+          } else {
+            // Written to while read: the archive holds a consistent prefix of
+            // `size` bytes, but maybe not one the file ever had. Say so.
+            const after = await file.stat().catch(() => undefined);
+            if (after && (after.size !== size || after.mtime?.getTime() !== mtimeAtOpen)) {
+              options.warn({
+                path: source.absolutePath,
+                message: "file changed while being read; the copy may mix old and new content",
+                skipped: false,
+              });
+            }
           }
+          entry.sha256 = hash.digest("hex");
+          catalog.contentBytes += size;
         }
-        entry.sha256 = hash.digest("hex");
-        catalog.contentBytes += size;
+        const padding = tarPadding(size);
+        if (padding > 0) yield* writeTar(new Uint8Array(padding));
+        catalog.entries.push(entry);
+        if (catalog.tarBytes - segmentTarStart >= target) yield* closeSegment();
+      } finally {
+        file?.close();
       }
-      const padding = tarPadding(size);
-      if (padding > 0) yield* writeTar(new Uint8Array(padding));
-      catalog.entries.push(entry);
-      if (catalog.tarBytes - segmentTarStart >= target) yield* closeSegment();
-    } finally {
-      file?.close();
     }
+    yield* writeTar(TAR_END);
+    yield* closeSegment();
   }
-  yield* writeTar(TAR_END);
-  yield* closeSegment();
+}
+
+/** Files smaller than this are read whole, ahead of the archive, several at once. */
+const SMALL_FILE_LIMIT = 64 << 10;
+/** Entries looked at ahead of the one being archived. */
+const ENTRIES_AHEAD = 32;
+
+type SmallFileRead = { content?: Uint8Array } | { error: unknown };
+
+interface EntryAhead {
+  source: SourceEntry;
+  /** For a small file: its content (undefined if it grew past a slot), or why it could not be read. */
+  small?: Promise<SmallFileRead>;
+}
+
+/**
+ * Walks ahead of the archive and reads small files concurrently, each into a
+ * slot of its own: per-file system calls overlap instead of adding up, which
+ * is what makes trees of many small files slow. A slot is reused once the
+ * archive has taken the entry after it, so memory stays at ENTRIES_AHEAD
+ * slots.
+ */
+async function* readSmallFilesAhead(
+  sources: AsyncIterable<SourceEntry>,
+  slotSize: number,
+): AsyncGenerator<EntryAhead> {
+  const freeSlots: Uint8Array[] = [];
+  const queue: { ahead: EntryAhead; slot?: Uint8Array }[] = [];
+  const iterator = sources[Symbol.asyncIterator]();
+  let walking = true;
+  try {
+    for (;;) {
+      while (walking && queue.length < ENTRIES_AHEAD) {
+        const next = await iterator.next();
+        if (next.done) {
+          walking = false;
+          break;
+        }
+        const source = next.value;
+        if (source.type !== "file" || source.size >= slotSize) {
+          queue.push({ ahead: { source } });
+          continue;
+        }
+        const slot = freeSlots.pop() ?? new Uint8Array(slotSize);
+        const small = readSmallFile(source.osPath ?? source.absolutePath, slot);
+        queue.push({ ahead: { source, small }, slot });
+      }
+      const head = queue.shift();
+      if (head === undefined) return;
+      yield head.ahead;
+      // The archive has copied the content out: the slot is free again.
+      if (head.slot !== undefined) freeSlots.push(head.slot);
+    }
+  } finally {
+    // Stopped early: let the reads in flight close their files.
+    await Promise.allSettled(queue.map((q) => q.ahead.small));
+    await iterator.return?.(undefined);
+  }
+}
+
+/** Reads a whole file into `slot`; content undefined if it does not fit (it grew). */
+async function readSmallFile(path: string, slot: Uint8Array): Promise<SmallFileRead> {
+  let file: Deno.FsFile | undefined;
+  try {
+    file = await Deno.open(path, { read: true });
+    let filled = 0;
+    for (;;) {
+      if (filled === slot.length) return {};
+      const n = await file.read(slot.subarray(filled));
+      if (n === null) return { content: slot.subarray(0, filled) };
+      filled += n;
+    }
+  } catch (error) {
+    return { error };
+  } finally {
+    file?.close();
+  }
 }
