@@ -38,6 +38,39 @@ async function setUp(): Promise<World> {
   return { work, source, hashes };
 }
 
+/**
+ * Starts the CLI and kills it with SIGKILL once `ready()` holds (polled) or
+ * after `timeoutMs`; true if it was killed while still running.
+ */
+async function killWhen(
+  args: string[],
+  cwd: string,
+  ready: () => Promise<boolean>,
+  timeoutMs = 30_000,
+): Promise<boolean> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    cwd,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const deadline = Date.now() + timeoutMs;
+  while (!exited && Date.now() < deadline && !(await ready())) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // already gone
+  }
+  return (await status).signal === "SIGKILL";
+}
+
 /** Starts the CLI, kills it with SIGKILL after `ms` (if still running); true if it was killed. */
 async function killAfter(args: string[], cwd: string, ms: number): Promise<boolean> {
   const child = new Deno.Command(Deno.execPath(), {
@@ -113,7 +146,10 @@ Deno.test("SIGKILL during an agent run: the next run takes over the lock and suc
       "--state-dir",
       path.join(world.work, "state"),
     ];
-    assert.ok(await killAfter(args, world.work, 1200), "the agent run was killed mid-way");
+    // Killed as soon as the run holds its lock: the backup is under way.
+    const lockFile = path.join(world.work, "state", "crash", "agent.lock");
+    const holdsLock = () => Deno.stat(lockFile).then((i) => i.size > 0, () => false);
+    assert.ok(await killWhen(args, world.work, holdsLock), "the agent run was killed mid-way");
     const next = await runCli(args, { cwd: world.work });
     assert.equal(next.code, 0, next.stderr);
     const json = next.json() as { stale_lock?: { pid: number }; status: string };
