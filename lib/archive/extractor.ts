@@ -21,6 +21,7 @@ import {
   ensureParentDirectory,
   osPath,
   pathExists,
+  pathExistsSync,
   type Platform,
   resolveInside,
 } from "../safe_path.ts";
@@ -44,6 +45,14 @@ export interface ExtractorOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Files up to this size are read whole, verified, then written with
+ * synchronous calls: for a small file each asynchronous file-system call
+ * costs more in hand-offs between threads (~40–400 µs measured) than the
+ * system call itself (~5–40 µs), and writes land in the page cache.
+ */
+const WHOLE_WRITE_LIMIT = 1 << 20;
+
 export class Extractor {
   readonly failures: RestoreFailure[] = [];
   restored = 0;
@@ -53,6 +62,10 @@ export class Extractor {
   readonly #seen = new Set<string>();
   readonly #symlinks: CatalogEntry[] = [];
   readonly #directories: CatalogEntry[] = [];
+  /** Directories made (and checked) by this restore, by relative path. */
+  readonly #directoriesMade = new Map<string, Promise<string>>();
+  /** The process's umask (POSIX): the bits a newly created file does not get. */
+  readonly #umask = currentUmask();
   /** Selected entries refused up front (case collisions on Windows), with the reason. */
   readonly #refused: ReadonlyMap<string, string>;
 
@@ -97,7 +110,7 @@ export class Extractor {
       try {
         if (listed.type === "file") await this.#writeFile(entry, listed);
         else if (listed.type === "dir") {
-          await ensureDirectory(this.#options.outDir, listed.relative_path, this.#platform);
+          await this.#directory(listed.relative_path);
           this.#directories.push(listed);
           this.restored++;
         } else if (listed.type === "symlink") this.#symlinks.push(listed);
@@ -141,21 +154,30 @@ export class Extractor {
     }
   }
 
+  /** `ensureDirectory` once per directory of this restore. */
+  #directory(relativeDir: string): Promise<string> {
+    let made = this.#directoriesMade.get(relativeDir);
+    if (made === undefined) {
+      made = ensureDirectory(this.#options.outDir, relativeDir, this.#platform);
+      made.catch(() => this.#directoriesMade.delete(relativeDir));
+      this.#directoriesMade.set(relativeDir, made);
+    }
+    return made;
+  }
+
   async #writeFile(entry: TarEntry, listed: CatalogEntry): Promise<void> {
     const target = resolveInside(this.#options.outDir, listed.relative_path, this.#platform);
-    const directory = await ensureParentDirectory(
-      this.#options.outDir,
-      listed.relative_path,
-      this.#platform,
-    );
-    if (!this.#options.overwrite && await pathExists(target, this.#platform)) {
-      throw new IntellistorError(
-        "OUTPUT_EXISTS",
-        "already exists; not overwritten (use --overwrite)",
-      );
-    }
+    const cut = listed.relative_path.lastIndexOf("/");
+    const directory = await this.#directory(cut < 0 ? "" : listed.relative_path.slice(0, cut));
     // A short name of its own: the real name may already be at the 255-byte limit.
     const temporary = path.join(directory, `.intellistor-${crypto.randomUUID()}.partial`);
+    if (listed.size <= WHOLE_WRITE_LIMIT) {
+      const content = await readWhole(entry.body, listed.size);
+      this.#verify(listed, createHash("sha256").update(content).digest("hex"));
+      this.#writeVerified(content, temporary, target, listed);
+      return;
+    }
+    await this.#refuseExisting(target);
     const hash = createHash("sha256");
     const file = await Deno.open(osPath(temporary, this.#platform), {
       write: true,
@@ -184,13 +206,7 @@ export class Extractor {
       } finally {
         file.close();
       }
-      const digest = hash.digest("hex");
-      if (digest !== listed.sha256) {
-        throw new IntellistorError(
-          "INTEGRITY",
-          `SHA-256 mismatch (expected ${listed.sha256}, got ${digest}); not restored`,
-        );
-      }
+      this.#verify(listed, hash.digest("hex"));
       await this.#applyMetadata(temporary, listed);
       await Deno.rename(osPath(temporary, this.#platform), osPath(target, this.#platform));
       renamed = true;
@@ -201,16 +217,66 @@ export class Extractor {
     }
   }
 
+  /** Writes verified content under a temporary name, then gives it its real name. */
+  #writeVerified(
+    content: Uint8Array,
+    temporary: string,
+    target: string,
+    listed: CatalogEntry,
+  ): void {
+    const onDisk = osPath(target, this.#platform);
+    if (!this.#options.overwrite && pathExistsSync(target, this.#platform)) throw outputExists();
+    const temporaryOnDisk = osPath(temporary, this.#platform);
+    // Created with its final permissions (the content is already verified);
+    // chmod only when the umask took some away.
+    const mode = listed.mode & 0o777;
+    let renamed = false;
+    try {
+      const file = Deno.openSync(temporaryOnDisk, { write: true, createNew: true, mode });
+      try {
+        let written = 0;
+        while (written < content.length) written += file.writeSync(content.subarray(written));
+        const mtime = new Date(listed.mtime);
+        file.utimeSync(mtime, mtime);
+      } finally {
+        file.close();
+      }
+      if (this.#platform === "posix" && (mode & this.#umask) !== 0) {
+        Deno.chmodSync(temporaryOnDisk, mode);
+      }
+      Deno.renameSync(temporaryOnDisk, onDisk);
+      renamed = true;
+      this.restored++;
+      this.bytes += listed.size;
+    } finally {
+      if (!renamed) {
+        try {
+          Deno.removeSync(temporaryOnDisk);
+        } catch {
+          // never created, or already gone
+        }
+      }
+    }
+  }
+
+  async #refuseExisting(target: string): Promise<void> {
+    if (!this.#options.overwrite && await pathExists(target, this.#platform)) throw outputExists();
+  }
+
+  #verify(listed: CatalogEntry, digest: string): void {
+    if (digest !== listed.sha256) {
+      throw new IntellistorError(
+        "INTEGRITY",
+        `SHA-256 mismatch (expected ${listed.sha256}, got ${digest}); not restored`,
+      );
+    }
+  }
+
   async #writeSymlink(link: CatalogEntry): Promise<void> {
     const target = resolveInside(this.#options.outDir, link.relative_path, this.#platform);
     await ensureParentDirectory(this.#options.outDir, link.relative_path, this.#platform);
     if (await pathExists(target, this.#platform)) {
-      if (!this.#options.overwrite) {
-        throw new IntellistorError(
-          "OUTPUT_EXISTS",
-          "already exists; not overwritten (use --overwrite)",
-        );
-      }
+      if (!this.#options.overwrite) throw outputExists();
       await Deno.remove(osPath(target, this.#platform));
     }
     await Deno.symlink(link.link ?? "", osPath(target, this.#platform));
@@ -227,6 +293,33 @@ export class Extractor {
   #fail(name: string, message: string): void {
     this.failures.push({ path: name, message });
   }
+}
+
+function outputExists(): IntellistorError {
+  return new IntellistorError("OUTPUT_EXISTS", "already exists; not overwritten (use --overwrite)");
+}
+
+function currentUmask(): number {
+  try {
+    return Deno.umask();
+  } catch {
+    return 0o777; // unknown (Windows): always set permissions explicitly
+  }
+}
+
+/** A small file's whole body, copied out of the stream's buffers. */
+async function readWhole(body: AsyncIterable<Uint8Array>, size: number): Promise<Uint8Array> {
+  const content = new Uint8Array(size);
+  let filled = 0;
+  try {
+    for await (const chunk of body) {
+      content.set(chunk, filled);
+      filled += chunk.length;
+    }
+  } catch (error) {
+    throw new StreamBroken(error);
+  }
+  return content;
 }
 
 /** Wraps an error of the input stream itself, as opposed to one entry's. */
