@@ -109,7 +109,8 @@ function cutShort(
   });
 }
 
-function operationOf(method: string, url: URL): string {
+/** The S3 operation a request is, from its method and query, e.g. "UploadPart". */
+export function operationOf(method: string, url: URL): string {
   const q = url.searchParams;
   const hasKey = url.pathname.split("/").filter(Boolean).length > 1;
   if (method === "PUT") return q.has("partNumber") ? "UploadPart" : "PutObject";
