@@ -1,19 +1,52 @@
 /**
- * `deno task bench [--data DIR] [--size small|medium] [--json FILE] [--keep]`
+ * `deno task bench [--size small|medium|many-small|large | --data DIR] [--json FILE] [--keep]`
+ * `deno task bench --memory-scaling [--json FILE] [--keep]`
  *
  * Benchmarks our backup / restore (the CLI, as a subprocess, to a local store) against
  * `tar -czf` / `tar -xzf` and, when it is on PATH, `restic`, all on the same data in one run.
- * Prints one table and writes the results as JSON. It never asserts on timings and is not part
- * of `deno task test` (the file is not a `*_test.ts`).
+ * Prints one markdown table and the targets of issue 7 that the run can check, and writes the
+ * results as JSON (default: `bench-results.json` in the temporary work directory, which is
+ * otherwise removed unless `--keep`). It never asserts on timings and is not part of
+ * `deno task test` (the file is not a `*_test.ts`). Peak RSS comes from `/usr/bin/time -v`.
+ *
+ * The data (generated deterministically by `data.ts`, or a real directory with `--data DIR`):
+ * - `--size medium` (the default, ~200 MB) and `small` (~20 MB): a mixed tree.
+ * - `--size many-small`: 50,000 files of ~1 KiB; the target printed is backup ≤ 1.5 × `tar -czf`
+ *   (in place of the ≤ 0.5 × of the other trees). Its selective restore restores one of its files.
+ * - `--size large`: the mix scaled to 2 GiB, a ≥ 1 GiB backup, so the selective restore of its
+ *   1 MiB file is measured against its target (≤ 8 MiB downloaded, ≤ 2 s). For smaller backups
+ *   the line says that the target does not apply.
+ *
+ * Each run measures, in order: `intellistor --help` start-up (median of 7), our backup, our full
+ * restore (whose tree is compared with the source: file count and bytes), our selective restore,
+ * then tar and restic. A large run takes several minutes on 2 cores, most of it in our backup and
+ * restore, tar -czf and restic.
+ *
+ * `--memory-scaling` instead checks that our peak RSS does not grow with the data: it generates
+ * the scaled mix at 256 MiB and at 2 GiB (same shape: files and bytes both × 8), runs only our
+ * backup and full restore on each (no tar, no restic, no selective restore, no start-up), and
+ * prints both peak RSS values and their ratio (targets: both ≤ 200 MiB, 2 GiB within 20% of
+ * 256 MiB). It takes a few minutes, nearly all of it in the 2 GiB backup and restore.
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { generateTree, type TreeStats, walkTree } from "./data.ts";
+import {
+  generateScaledTree,
+  generateTree,
+  type Size,
+  SIZES,
+  type TreeStats,
+  walkTree,
+} from "./data.ts";
 
 const MAIN_TS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../main.ts");
 const DENO = Deno.execPath();
-const SELECT_TARGET = 1024 * 1024;
+const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
+const SELECT_TARGET = MIB;
+const RSS_TARGET_MIB = 200;
+const RSS_GROWTH_TARGET = 1.2;
 
 interface Measured {
   tool: string;
@@ -35,15 +68,26 @@ const { values: flags } = parseArgs({
   args: Deno.args,
   options: {
     data: { type: "string" },
-    size: { type: "string", default: "medium" },
+    size: { type: "string" },
     json: { type: "string" },
     keep: { type: "boolean", default: false },
+    "memory-scaling": { type: "boolean", default: false },
   },
 });
-if (flags.size !== "small" && flags.size !== "medium") {
-  console.error(`--size must be small or medium, not ${flags.size}`);
+const usage = (message: string): never => {
+  console.error(message);
   Deno.exit(2);
+};
+if (flags.size !== undefined && !(SIZES as readonly string[]).includes(flags.size)) {
+  usage(`--size must be one of ${SIZES.join(", ")}, not ${flags.size}`);
 }
+if (flags.data !== undefined && flags.size !== undefined) {
+  usage("--size and --data exclude each other");
+}
+if (flags["memory-scaling"] && (flags.data !== undefined || flags.size !== undefined)) {
+  usage("--memory-scaling generates its own trees: it takes neither --size nor --data");
+}
+const size = (flags.size ?? "medium") as Size;
 
 const hasTimeV = await canRun("/usr/bin/time", ["-v", "true"]);
 
@@ -117,24 +161,384 @@ function measured(
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const log = (msg: string) => console.error(`[bench] ${msg}`);
+const fmt = (n: number | null, digits = 1) => n === null ? "-" : n.toFixed(digits);
+const mb = (n: number | null) => n === null ? "-" : (n / 1e6).toFixed(1);
+const mib = (n: number) => (n / MIB).toFixed(2);
+const human = (n: number) => n >= MIB ? `${mib(n)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
+const markdownTable = (header: string[], rows: string[][]) =>
+  [header, header.map(() => "---"), ...rows].map((cells) => `| ${cells.join(" | ")} |`).join("\n");
+const machine = () => ({
+  cpus: navigator.hardwareConcurrency,
+  os: Deno.build.os,
+  arch: Deno.build.arch,
+  deno: Deno.version.deno,
+});
 
 // ---------------------------------------------------------------- set-up
+const benchStarted = performance.now();
 const work = await Deno.makeTempDir({ prefix: "intellistor-bench-" });
 const jsonPath = path.resolve(flags.json ?? path.join(work, "bench-results.json"));
-let data: string;
-let selectRel: string;
-if (flags.data) {
-  data = path.resolve(flags.data);
-  selectRel = await pickSelectFile(data);
-} else {
-  data = path.join(work, "data");
-  log(`generating ${flags.size} tree in ${data}`);
-  selectRel = await generateTree(data, flags.size);
+const env = { ...Deno.env.toObject(), NO_COLOR: "1" };
+const cli = (args: string[]) => run(DENO, ["run", "-A", MAIN_TS, ...args], { env, cwd: work });
+
+const envFile = path.join(work, ".env");
+await Deno.writeTextFile(envFile, (await cli(["key", "generate"])).stdout);
+
+/** Our backup of `data` into its own local store; the policy is named after `tag`. */
+async function ourBackup(data: string, tag: string) {
+  const store = path.join(work, `store-${tag}`);
+  const policy = path.join(work, `policy-${tag}.yaml`);
+  await cli(["policy-create", "--out", policy, "--paths", data, "--local-dir", store]);
+  const r = await cli(["backup", "--policy", policy, "--env-file", envFile]);
+  const json = JSON.parse(r.stdout);
+  return {
+    run: r,
+    json,
+    policy,
+    store,
+    key: json.s3.key_backup as string,
+    storeBytes: await duBytes(store),
+  };
 }
-const stats = await walkTree(data);
-log(
-  `data: ${stats.files} files, ${(stats.bytes / 1e6).toFixed(1)} MB; selective file: ${selectRel}`,
-);
+
+/**
+ * Our full restore into a new directory, removed afterwards; a restored tree whose file count or
+ * bytes differ from the source's is reported as a problem (the CLI verifies every SHA-256 itself).
+ */
+async function ourRestore(policy: string, key: string, stats: TreeStats, problems: string[]) {
+  const out = path.join(work, "restore-ours");
+  const r = await cli([
+    "restore",
+    "--policy",
+    policy,
+    "--key",
+    key,
+    "--out",
+    out,
+    "--env-file",
+    envFile,
+  ]);
+  const json = JSON.parse(r.stdout);
+  const restored = await walkTree(out);
+  if (restored.files !== stats.files || restored.bytes !== stats.bytes) {
+    const problem = `our restore wrote ${restored.files} files, ${restored.bytes} bytes; ` +
+      `the source has ${stats.files} files, ${stats.bytes} bytes`;
+    log(`PROBLEM: ${problem}`);
+    problems.push(problem);
+  }
+  await Deno.remove(out, { recursive: true });
+  return { run: r, json };
+}
+
+async function finish(report: object, summary: string): Promise<void> {
+  console.log(summary);
+  await Deno.writeTextFile(jsonPath, JSON.stringify(report, null, 2) + "\n");
+  if (!flags.keep) {
+    for await (const e of Deno.readDir(work)) {
+      const full = path.join(work, e.name);
+      if (full !== jsonPath) await Deno.remove(full, { recursive: true });
+    }
+    if (path.dirname(jsonPath) !== work) await Deno.remove(work);
+  }
+  log(
+    `results: ${jsonPath}${flags.keep ? ` (work dir kept: ${work})` : ""}; ` +
+      `took ${((performance.now() - benchStarted) / 1000).toFixed(0)} s`,
+  );
+}
+
+if (flags["memory-scaling"]) await memoryScaling();
+else await compare();
+
+// ---------------------------------------------------------------- --memory-scaling
+
+async function memoryScaling(): Promise<void> {
+  const problems: string[] = [];
+  const trees: (TreeStats & {
+    label: string;
+    scale: number;
+    backup: Measured;
+    restore: Measured;
+    restore_integrity: string;
+  })[] = [];
+  for (const [label, scale] of [["256 MiB", 1], ["2 GiB", 8]] as const) {
+    const data = path.join(work, `data-${scale}`);
+    log(`generating the ${label} tree in ${data}`);
+    generateScaledTree(data, scale);
+    const stats = await walkTree(data);
+    log(`data: ${stats.files} files, ${(stats.bytes / 1e6).toFixed(1)} MB`);
+    log(`intellistor backup (${label})`);
+    const backup = await ourBackup(data, `x${scale}`);
+    log(`intellistor restore (${label})`);
+    const restore = await ourRestore(backup.policy, backup.key, stats, problems);
+    trees.push({
+      label,
+      scale,
+      ...stats,
+      backup: measured("intellistor", "backup", backup.run, stats, backup.storeBytes),
+      restore: measured("intellistor", "restore", restore.run, stats, null),
+      restore_integrity: restore.json.integrity as string,
+    });
+    // Nothing of this tree is needed any more: free the disk for the next one.
+    if (!flags.keep) {
+      await Deno.remove(data, { recursive: true });
+      await Deno.remove(backup.store, { recursive: true });
+    }
+  }
+
+  const [base, big] = trees;
+  const rssRatio = (op: "backup" | "restore") => {
+    const a = base[op].peak_rss_mib;
+    const b = big[op].peak_rss_mib;
+    return a === null || b === null ? null : b / a;
+  };
+  const rows = trees.flatMap((t) =>
+    (["backup", "restore"] as const).map((op) => {
+      const r = t[op];
+      const ratio = r.peak_rss_mib === null || base[op].peak_rss_mib === null
+        ? null
+        : r.peak_rss_mib / base[op].peak_rss_mib;
+      return [
+        `${t.label} (${t.files} files)`,
+        op,
+        fmt(r.wall_s, 2),
+        fmt(r.mb_per_s),
+        fmt(r.files_per_s, 0),
+        fmt(r.peak_rss_mib, 0),
+        mb(r.size_bytes),
+        ratio === null ? "-" : `${ratio.toFixed(2)}×`,
+      ];
+    })
+  );
+  const table = markdownTable(
+    ["tree", "operation", "wall s", "MB/s", "files/s", "peak RSS MiB", "size MB", "RSS ÷ 256 MiB"],
+    rows,
+  );
+  const targets = (["backup", "restore"] as const).map((op) =>
+    `peak RSS ${op}: ${fmt(base[op].peak_rss_mib, 0)} MiB (256 MiB tree), ` +
+    `${fmt(big[op].peak_rss_mib, 0)} MiB (2 GiB tree), 2 GiB ÷ 256 MiB ${fmt(rssRatio(op), 2)} ` +
+    `(target: both ≤ ${RSS_TARGET_MIB} MiB, ratio ≤ ${RSS_GROWTH_TARGET})`
+  );
+  if (!hasTimeV) targets.push("/usr/bin/time -v is not available: no peak RSS was measured");
+  targets.push(...problems.map((p) => `PROBLEM: ${p}`));
+  const summary = [
+    `Memory scaling: our backup and restore of the generated mix at 256 MiB and at 2 GiB; ` +
+    `${navigator.hardwareConcurrency} CPUs; Deno ${Deno.version.deno}; MB = 10^6 bytes.`,
+    "",
+    table,
+    "",
+    ...targets.map((t) => `- ${t}`),
+  ].join("\n");
+  await finish({
+    date: new Date().toISOString(),
+    mode: "memory-scaling",
+    machine: machine(),
+    trees,
+    peak_rss_ratio: { backup: rssRatio("backup"), restore: rssRatio("restore") },
+    problems,
+    targets,
+  }, summary);
+}
+
+// ---------------------------------------------------------------- ours vs tar vs restic
+
+async function compare(): Promise<void> {
+  let data: string;
+  let selectRel: string;
+  if (flags.data) {
+    data = path.resolve(flags.data);
+    selectRel = await pickSelectFile(data);
+  } else {
+    data = path.join(work, "data");
+    log(`generating ${size} tree in ${data}`);
+    const started = performance.now();
+    selectRel = await generateTree(data, size);
+    log(`generated in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
+  const stats = await walkTree(data);
+  log(
+    `data: ${stats.files} files, ${
+      (stats.bytes / 1e6).toFixed(1)
+    } MB; selective file: ${selectRel}`,
+  );
+
+  const results: Measured[] = [];
+  const problems: string[] = [];
+
+  // -------------------------------------------------------------- start-up
+  log("intellistor --help start-up");
+  await cli(["--help"]); // warm the module cache
+  const startups: number[] = [];
+  for (let i = 0; i < 7; i++) startups.push((await cli(["--help"])).wall_s);
+  const startupMs = median(startups) * 1000;
+
+  // -------------------------------------------------------------- ours
+  log("intellistor backup");
+  const backup = await ourBackup(data, "bench");
+  results.push(measured("intellistor", "backup", backup.run, stats, backup.storeBytes));
+
+  log("intellistor restore");
+  const restore = await ourRestore(backup.policy, backup.key, stats, problems);
+  results.push(measured("intellistor", "restore", restore.run, stats, null));
+
+  log("intellistor selective restore");
+  const selDir = path.join(work, "restore-one");
+  const selRun = await cli([
+    "restore",
+    "--policy",
+    backup.policy,
+    "--key",
+    backup.key,
+    "--out",
+    selDir,
+    "--only",
+    selectRel,
+    "--env-file",
+    envFile,
+  ]);
+  const selJson = JSON.parse(selRun.stdout);
+  const selective = {
+    file: selectRel,
+    file_bytes: selJson.bytes as number,
+    restored: selJson.restored as number,
+    downloaded_bytes: selJson.downloaded_bytes as number,
+    backup_bytes: backup.json.compressed_bytes as number,
+    wall_s: selRun.wall_s,
+    peak_rss_mib: selRun.rss_mib,
+    target_applies: false,
+  };
+  await Deno.remove(selDir, { recursive: true });
+
+  // -------------------------------------------------------------- tar
+  log("tar -czf");
+  const tarFile = path.join(work, "data.tar.gz");
+  const tarC = await run("tar", ["-czf", tarFile, "-C", data, "."]);
+  results.push(measured("tar", "backup (-czf)", tarC, stats, (await Deno.stat(tarFile)).size));
+  log("tar -xzf");
+  const tarDir = path.join(work, "restore-tar");
+  await Deno.mkdir(tarDir);
+  const tarX = await run("tar", ["-xzf", tarFile, "-C", tarDir]);
+  results.push(measured("tar", "restore (-xzf)", tarX, stats, null));
+  await Deno.remove(tarDir, { recursive: true });
+  await Deno.remove(tarFile);
+
+  // -------------------------------------------------------------- restic
+  const hasRestic = await canRun("restic", ["version"]);
+  let resticVersion: string | null = null;
+  if (hasRestic) {
+    resticVersion = (await run("restic", ["version"])).stdout.trim();
+    const repo = path.join(work, "restic-repo");
+    const renv = {
+      ...env,
+      RESTIC_REPOSITORY: repo,
+      RESTIC_PASSWORD: "bench-password",
+      RESTIC_CACHE_DIR: path.join(work, "restic-cache"),
+    };
+    await run("restic", ["init"], { env: renv });
+    log("restic backup");
+    const rb = await run("restic", ["backup", "--quiet", data], { env: renv });
+    results.push(measured("restic", "backup", rb, stats, await duBytes(repo)));
+    log("restic restore");
+    const rdir = path.join(work, "restore-restic");
+    const rr = await run("restic", ["restore", "latest", "--quiet", "--target", rdir], {
+      env: renv,
+    });
+    results.push(measured("restic", "restore", rr, stats, null));
+    await Deno.remove(rdir, { recursive: true });
+    await Deno.remove(repo, { recursive: true });
+  } else {
+    log("restic not on PATH: skipped");
+  }
+
+  // -------------------------------------------------------------- report
+  const ours = (op: string) => results.find((r) => r.tool === "intellistor" && r.operation === op)!;
+  const ratio = (r: Measured) => {
+    const base = ours(r.operation.startsWith("backup") ? "backup" : "restore");
+    return r.wall_s / base.wall_s;
+  };
+
+  const rows = results.map((r) => [
+    r.tool,
+    r.operation,
+    fmt(r.wall_s, 2),
+    fmt(r.mb_per_s),
+    fmt(r.files_per_s, 0),
+    fmt(r.peak_rss_mib, 0),
+    mb(r.size_bytes),
+    `${ratio(r).toFixed(2)}×`,
+  ]);
+  const table = markdownTable(
+    ["tool", "operation", "wall s", "MB/s", "files/s", "peak RSS MiB", "size MB", "wall ÷ ours"],
+    rows,
+  );
+
+  const tarBackup = results.find((r) => r.operation === "backup (-czf)")!;
+  const tarRestore = results.find((r) => r.operation === "restore (-xzf)")!;
+  const resticBackup = results.find((r) => r.tool === "restic" && r.operation === "backup");
+  const manySmall = !flags.data && size === "many-small";
+  const vsTar = (ours("backup").wall_s / tarBackup.wall_s).toFixed(2);
+
+  // The selective-restore target is for one ~1 MiB file from a backup of at least 1 GiB.
+  const fileIsMib = selective.file_bytes >= SELECT_TARGET / 2 &&
+    selective.file_bytes <= SELECT_TARGET * 2;
+  const bigBackup = selective.backup_bytes >= GIB;
+  selective.target_applies = fileIsMib && bigBackup;
+  const selectiveTarget = selective.target_applies
+    ? "(target for a ≥ 1 GiB backup: ≤ 8 MiB, ≤ 2 s)"
+    : !bigBackup
+    ? "(the backup is smaller than 1 GiB, so the target for a ≥ 1 GiB backup, " +
+      "≤ 8 MiB and ≤ 2 s, does not apply)"
+    : "(the file is not ~1 MiB, so the target for one 1 MiB file, ≤ 8 MiB and ≤ 2 s, " +
+      "does not apply)";
+
+  const targets = [
+    manySmall
+      ? `backup ÷ tar -czf, 50,000 files of ~1 KiB: ${vsTar} (target ≤ 1.5)`
+      : `backup ÷ tar -czf: ${vsTar} (target ≤ 0.5)`,
+    ...(resticBackup
+      ? [
+        `backup ÷ restic backup: ${
+          (ours("backup").wall_s / resticBackup.wall_s).toFixed(2)
+        } (target ≤ 1)`,
+      ]
+      : []),
+    `restore ÷ tar -xzf: ${(ours("restore").wall_s / tarRestore.wall_s).toFixed(2)} (target ≤ 1)`,
+    `peak RSS backup / restore: ${fmt(ours("backup").peak_rss_mib, 0)} / ${
+      fmt(ours("restore").peak_rss_mib, 0)
+    } MiB (target ≤ ${RSS_TARGET_MIB})`,
+    `selective restore of ${selectRel} (${human(selective.file_bytes)}): ` +
+    `${mib(selective.downloaded_bytes)} MiB downloaded of ${mib(selective.backup_bytes)} MiB, ` +
+    `${selective.wall_s.toFixed(2)} s ${selectiveTarget}`,
+    `intellistor --help start-up: ${startupMs.toFixed(0)} ms median of ${startups.length} ` +
+    `(target ≤ 150 ms)`,
+    ...problems.map((p) => `PROBLEM: ${p}`),
+  ];
+
+  const summary = [
+    `Data: ${stats.files} files, ${(stats.bytes / 1e6).toFixed(1)} MB` +
+    (flags.data ? ` (${data})` : ` (generated, --size ${size})`) +
+    `; ${navigator.hardwareConcurrency} CPUs; Deno ${Deno.version.deno}` +
+    (resticVersion ? `; ${resticVersion}` : "; restic not installed") +
+    `; MB = 10^6 bytes; wall ÷ ours > 1 means slower than ours.`,
+    "",
+    table,
+    "",
+    ...targets.map((t) => `- ${t}`),
+  ].join("\n");
+
+  await finish({
+    date: new Date().toISOString(),
+    mode: "compare",
+    machine: machine(),
+    data: { path: flags.data ? data : null, size: flags.data ? null : size, ...stats },
+    restic: resticVersion,
+    results: results.map((r) => ({ ...r, wall_vs_ours: ratio(r) })),
+    our_restore_integrity: restore.json.integrity,
+    selective_restore: selective,
+    startup_ms: { median: startupMs, runs: startups.map((s) => s * 1000) },
+    problems,
+    targets,
+  }, summary);
+}
 
 /** For --data: a regular file nearest 1 MiB, whose path has no glob characters. */
 async function pickSelectFile(root: string): Promise<string> {
@@ -155,236 +559,3 @@ async function pickSelectFile(root: string): Promise<string> {
   if (!best) throw new Error(`no regular file in ${root}`);
   return (best as { rel: string }).rel;
 }
-
-const results: Measured[] = [];
-const env = { ...Deno.env.toObject(), NO_COLOR: "1" };
-
-// ---------------------------------------------------------------- start-up
-log("intellistor --help start-up");
-await run(DENO, ["run", "-A", MAIN_TS, "--help"]); // warm the module cache
-const startups: number[] = [];
-for (let i = 0; i < 7; i++) {
-  startups.push((await run(DENO, ["run", "-A", MAIN_TS, "--help"])).wall_s);
-}
-const startupMs = median(startups) * 1000;
-
-// ---------------------------------------------------------------- ours
-const envFile = path.join(work, ".env");
-const keyLine = (await run(DENO, ["run", "-A", MAIN_TS, "key", "generate"])).stdout;
-await Deno.writeTextFile(envFile, keyLine);
-const store = path.join(work, "store");
-const policy = path.join(work, "policy.yaml");
-await run(DENO, [
-  "run",
-  "-A",
-  MAIN_TS,
-  "policy-create",
-  "--out",
-  policy,
-  "--paths",
-  data,
-  "--local-dir",
-  store,
-], { env, cwd: work });
-
-log("intellistor backup");
-const ourBackup = await run(DENO, [
-  "run",
-  "-A",
-  MAIN_TS,
-  "backup",
-  "--policy",
-  policy,
-  "--env-file",
-  envFile,
-], { env, cwd: work });
-const backupJson = JSON.parse(ourBackup.stdout);
-const keyBackup: string = backupJson.s3.key_backup;
-results.push(measured("intellistor", "backup", ourBackup, stats, await duBytes(store)));
-
-log("intellistor restore");
-const ourRestoreDir = path.join(work, "restore-ours");
-const ourRestore = await run(DENO, [
-  "run",
-  "-A",
-  MAIN_TS,
-  "restore",
-  "--policy",
-  policy,
-  "--key",
-  keyBackup,
-  "--out",
-  ourRestoreDir,
-  "--env-file",
-  envFile,
-], { env, cwd: work });
-const restoreJson = JSON.parse(ourRestore.stdout);
-results.push(measured("intellistor", "restore", ourRestore, stats, null));
-await Deno.remove(ourRestoreDir, { recursive: true });
-
-log("intellistor selective restore");
-const selDir = path.join(work, "restore-one");
-const selRun = await run(DENO, [
-  "run",
-  "-A",
-  MAIN_TS,
-  "restore",
-  "--policy",
-  policy,
-  "--key",
-  keyBackup,
-  "--out",
-  selDir,
-  "--only",
-  selectRel,
-  "--env-file",
-  envFile,
-], { env, cwd: work });
-const selJson = JSON.parse(selRun.stdout);
-const selective = {
-  file: selectRel,
-  file_bytes: selJson.bytes as number,
-  restored: selJson.restored as number,
-  downloaded_bytes: selJson.downloaded_bytes as number,
-  backup_bytes: backupJson.compressed_bytes as number,
-  wall_s: selRun.wall_s,
-  peak_rss_mib: selRun.rss_mib,
-};
-await Deno.remove(selDir, { recursive: true });
-
-// ---------------------------------------------------------------- tar
-log("tar -czf");
-const tarFile = path.join(work, "data.tar.gz");
-const tarC = await run("tar", ["-czf", tarFile, "-C", data, "."]);
-results.push(measured("tar", "backup (-czf)", tarC, stats, (await Deno.stat(tarFile)).size));
-log("tar -xzf");
-const tarDir = path.join(work, "restore-tar");
-await Deno.mkdir(tarDir);
-const tarX = await run("tar", ["-xzf", tarFile, "-C", tarDir]);
-results.push(measured("tar", "restore (-xzf)", tarX, stats, null));
-await Deno.remove(tarDir, { recursive: true });
-await Deno.remove(tarFile);
-
-// ---------------------------------------------------------------- restic
-const hasRestic = await canRun("restic", ["version"]);
-let resticVersion: string | null = null;
-if (hasRestic) {
-  resticVersion = (await run("restic", ["version"])).stdout.trim();
-  const repo = path.join(work, "restic-repo");
-  const renv = {
-    ...env,
-    RESTIC_REPOSITORY: repo,
-    RESTIC_PASSWORD: "bench-password",
-    RESTIC_CACHE_DIR: path.join(work, "restic-cache"),
-  };
-  await run("restic", ["init"], { env: renv });
-  log("restic backup");
-  const rb = await run("restic", ["backup", "--quiet", data], { env: renv });
-  results.push(measured("restic", "backup", rb, stats, await duBytes(repo)));
-  log("restic restore");
-  const rdir = path.join(work, "restore-restic");
-  const rr = await run("restic", ["restore", "latest", "--quiet", "--target", rdir], {
-    env: renv,
-  });
-  results.push(measured("restic", "restore", rr, stats, null));
-  await Deno.remove(rdir, { recursive: true });
-  await Deno.remove(repo, { recursive: true });
-} else {
-  log("restic not on PATH: skipped");
-}
-
-// ---------------------------------------------------------------- report
-const ours = (op: string) => results.find((r) => r.tool === "intellistor" && r.operation === op)!;
-const ratio = (r: Measured) => {
-  const base = ours(r.operation.startsWith("backup") ? "backup" : "restore");
-  return r.wall_s / base.wall_s;
-};
-const fmt = (n: number | null, digits = 1) => n === null ? "-" : n.toFixed(digits);
-const mb = (n: number | null) => n === null ? "-" : (n / 1e6).toFixed(1);
-
-const header = [
-  "tool",
-  "operation",
-  "wall s",
-  "MB/s",
-  "files/s",
-  "peak RSS MiB",
-  "size MB",
-  "wall ÷ ours",
-];
-const rows = results.map((r) => [
-  r.tool,
-  r.operation,
-  fmt(r.wall_s, 2),
-  fmt(r.mb_per_s),
-  fmt(r.files_per_s, 0),
-  fmt(r.peak_rss_mib, 0),
-  mb(r.size_bytes),
-  `${ratio(r).toFixed(2)}×`,
-]);
-const table = [header, header.map(() => "---"), ...rows]
-  .map((cells) => `| ${cells.join(" | ")} |`).join("\n");
-
-const tarBackup = results.find((r) => r.operation === "backup (-czf)")!;
-const tarRestore = results.find((r) => r.operation === "restore (-xzf)")!;
-const resticBackup = results.find((r) => r.tool === "restic" && r.operation === "backup");
-const targets = [
-  `backup ÷ tar -czf: ${(ours("backup").wall_s / tarBackup.wall_s).toFixed(2)} (target ≤ 0.5)`,
-  ...(resticBackup
-    ? [
-      `backup ÷ restic backup: ${
-        (ours("backup").wall_s / resticBackup.wall_s).toFixed(2)
-      } (target ≤ 1)`,
-    ]
-    : []),
-  `restore ÷ tar -xzf: ${(ours("restore").wall_s / tarRestore.wall_s).toFixed(2)} (target ≤ 1)`,
-  `peak RSS backup / restore: ${fmt(ours("backup").peak_rss_mib, 0)} / ${
-    fmt(ours("restore").peak_rss_mib, 0)
-  } MiB (target ≤ 200)`,
-  `selective restore of ${selectRel} (${(selective.file_bytes / 1048576).toFixed(2)} MiB): ` +
-  `${(selective.downloaded_bytes / 1048576).toFixed(2)} MiB downloaded of ` +
-  `${(selective.backup_bytes / 1048576).toFixed(2)} MiB, ${selective.wall_s.toFixed(2)} s ` +
-  `(target for a ≥ 1 GiB backup: ≤ 8 MiB, ≤ 2 s)`,
-  `intellistor --help start-up: ${startupMs.toFixed(0)} ms median of ${startups.length} ` +
-  `(target ≤ 150 ms)`,
-];
-
-const summary = [
-  `Data: ${stats.files} files, ${(stats.bytes / 1e6).toFixed(1)} MB` +
-  (flags.data ? ` (${data})` : ` (generated, --size ${flags.size})`) +
-  `; ${navigator.hardwareConcurrency} CPUs; Deno ${Deno.version.deno}` +
-  (resticVersion ? `; ${resticVersion}` : "; restic not installed") +
-  `; MB = 10^6 bytes; wall ÷ ours > 1 means slower than ours.`,
-  "",
-  table,
-  "",
-  ...targets.map((t) => `- ${t}`),
-].join("\n");
-console.log(summary);
-
-const report = {
-  date: new Date().toISOString(),
-  machine: {
-    cpus: navigator.hardwareConcurrency,
-    os: Deno.build.os,
-    arch: Deno.build.arch,
-    deno: Deno.version.deno,
-  },
-  data: { path: flags.data ? data : null, size: flags.data ? null : flags.size, ...stats },
-  restic: resticVersion,
-  results: results.map((r) => ({ ...r, wall_vs_ours: ratio(r) })),
-  our_restore_integrity: restoreJson.integrity,
-  selective_restore: selective,
-  startup_ms: { median: startupMs, runs: startups.map((s) => s * 1000) },
-  targets,
-};
-await Deno.writeTextFile(jsonPath, JSON.stringify(report, null, 2) + "\n");
-
-if (!flags.keep) {
-  for await (const e of Deno.readDir(work)) {
-    const full = path.join(work, e.name);
-    if (full !== jsonPath) await Deno.remove(full, { recursive: true });
-  }
-  if (path.dirname(jsonPath) !== work) await Deno.remove(work);
-}
-log(`results: ${jsonPath}${flags.keep ? ` (work dir kept: ${work})` : ""}`);
