@@ -10,6 +10,7 @@
  *
  * Usage: deno task build [--target windows|linux|all]
  */
+import { V8_FLAGS } from "./lib/runtime_flags.ts";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
@@ -47,6 +48,9 @@ async function exists(file: string): Promise<boolean> {
 const version = Deno.version.deno;
 const cache = path.join(await denoDir(), "dl", "release", `v${version}`);
 let failed = false;
+/** Modules started with `new Worker(...)`; tests/docs_test.ts checks this list is complete. */
+const WORKER_MODULES = ["lib/archive/deflate_worker.ts"];
+
 for (const name of wanted) {
   const { triple, output } = targets[name];
   const runtime = path.join(cache, `denort-${triple}.zip`);
@@ -55,7 +59,18 @@ for (const name of wanted) {
     console.error(`[${name}] ${runtime} is not cached; deno compile will try to download it.`);
   }
   const result = await new Deno.Command(Deno.execPath(), {
-    args: ["compile", "-A", "--target", triple, "--output", output, "main.ts"],
+    args: [
+      "compile",
+      "-A",
+      `--v8-flags=${V8_FLAGS}`,
+      // Workers are loaded by URL at run time: the module graph does not see them.
+      ...WORKER_MODULES.flatMap((module) => ["--include", module]),
+      "--target",
+      triple,
+      "--output",
+      output,
+      "main.ts",
+    ],
     stdout: "inherit",
     stderr: "piped",
   }).output();

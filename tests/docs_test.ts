@@ -31,3 +31,38 @@ Deno.test(".env.example names every variable the README documents", async () => 
     assert.ok(example.includes(name), `${name} is missing from .env.example`);
   }
 });
+
+Deno.test("build.ts includes every worker module in the executable", async () => {
+  const build = await Deno.readTextFile(new URL("../build.ts", import.meta.url));
+  const listed = build.match(/const WORKER_MODULES = \[([^\]]*)\]/)?.[1] ?? "";
+  const root = new URL("../", import.meta.url);
+  let workers = 0;
+  for await (const file of walkTs(new URL("lib/", root))) {
+    const text = await Deno.readTextFile(file);
+    for (const match of text.matchAll(/new URL\("\.\/([\w.]+)", import\.meta\.url\)/g)) {
+      const module = new URL(match[1], file).href.slice(root.href.length);
+      if (!/worker/.test(module)) continue;
+      workers++;
+      assert.ok(listed.includes(`"${module}"`), `${module} is missing from WORKER_MODULES`);
+    }
+  }
+  assert.ok(workers > 0, "found the worker modules");
+});
+
+async function* walkTs(dir: URL): AsyncGenerator<URL> {
+  for await (const entry of Deno.readDir(dir)) {
+    const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
+    if (entry.isDirectory) yield* walkTs(url);
+    else if (entry.name.endsWith(".ts")) yield url;
+  }
+}
+
+Deno.test("the intellistor and demo tasks run with the V8 flags the executable is built with", async () => {
+  const { V8_FLAGS } = await import("../lib/runtime_flags.ts");
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  for (const task of ["intellistor", "demo"]) {
+    assert.ok(config.tasks[task].includes(`--v8-flags=${V8_FLAGS}`), `task ${task}`);
+  }
+  const build = await Deno.readTextFile(new URL("../build.ts", import.meta.url));
+  assert.ok(build.includes("`--v8-flags=${V8_FLAGS}`"), "build.ts passes V8_FLAGS to deno compile");
+});
