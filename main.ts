@@ -2,6 +2,7 @@
  * The executable's entry point: `intellistor <command> …`.
  * `run()` is exported so tests can run commands in-process.
  */
+import { V8_FLAGS } from "./lib/runtime_flags.ts";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CliIo } from "./lib/cli/io.ts";
@@ -15,7 +16,7 @@ export function selfInvocation(): string[] {
   const name = path.basename(executable).toLowerCase();
   // A `deno compile`d executable runs the program itself; `deno` needs the script.
   if (name !== "deno" && name !== "deno.exe") return [executable];
-  return [executable, "run", "-A", fileURLToPath(import.meta.url)];
+  return [executable, "run", `--v8-flags=${V8_FLAGS}`, "-A", fileURLToPath(import.meta.url)];
 }
 
 export function processIo(): CliIo {

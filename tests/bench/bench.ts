@@ -28,6 +28,7 @@
  * prints both peak RSS values and their ratio (targets: both ≤ 200 MiB, 2 GiB within 20% of
  * 256 MiB). It takes a few minutes, nearly all of it in the 2 GiB backup and restore.
  */
+import { V8_FLAGS } from "../../lib/runtime_flags.ts";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -179,7 +180,8 @@ const benchStarted = performance.now();
 const work = await Deno.makeTempDir({ prefix: "intellistor-bench-" });
 const jsonPath = path.resolve(flags.json ?? path.join(work, "bench-results.json"));
 const env = { ...Deno.env.toObject(), NO_COLOR: "1" };
-const cli = (args: string[]) => run(DENO, ["run", "-A", MAIN_TS, ...args], { env, cwd: work });
+const cli = (args: string[]) =>
+  run(DENO, ["run", `--v8-flags=${V8_FLAGS}`, "-A", MAIN_TS, ...args], { env, cwd: work });
 
 const envFile = path.join(work, ".env");
 await Deno.writeTextFile(envFile, (await cli(["key", "generate"])).stdout);
