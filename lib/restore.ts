@@ -167,7 +167,8 @@ async function restoreWholeObject(
   const tarStream = (await storage.get(key))
     .pipeThrough(meter)
     .pipeThrough(decryptStream(keyring))
-    .pipeThrough(gunzip());
+    .pipeThrough(gunzip())
+    .pipeThrough(readAhead());
   await extractGzipStream(extractor, tarStream);
   if (meter.digest() !== manifest.object.sha256 || meter.bytes !== manifest.object.size) {
     throw integrityError("The backup object's SHA-256 differs from the manifest");
@@ -244,6 +245,7 @@ async function fetchManifest(
  * them as failures of their own.
  */
 function refuseExisting(outDir: string, entries: CatalogEntry[], platform: Platform): void {
+  if (isMissingOrEmpty(osPath(outDir, platform))) return;
   const clashes: string[] = [];
   for (const entry of entries) {
     if (entry.type === "dir") continue;
@@ -270,6 +272,16 @@ function refuseExisting(outDir: string, entries: CatalogEntry[], platform: Platf
   }
 }
 
+/** True when `directory` does not exist or holds nothing: no entry can clash. */
+function isMissingOrEmpty(directory: string): boolean {
+  try {
+    for (const _ of Deno.readDirSync(directory)) return false;
+    return true;
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound;
+  }
+}
+
 /** Groups sorted segment indexes into runs whose bytes are adjacent in the object. */
 function contiguousRuns(indexes: number[], segments: SegmentRecord[]): SegmentRecord[][] {
   const runs: SegmentRecord[][] = [];
@@ -284,6 +296,18 @@ function contiguousRuns(indexes: number[], segments: SegmentRecord[]): SegmentRe
     previous = index;
   }
   return runs;
+}
+
+/** Tar bytes decrypted and decompressed ahead while files are being written. */
+const READ_AHEAD = 8 << 20;
+
+/** Lets the stages before it run up to READ_AHEAD bytes ahead of the stage after it. */
+function readAhead(): TransformStream<Uint8Array, Uint8Array> {
+  return new TransformStream<Uint8Array, Uint8Array>(
+    {},
+    new ByteLengthQueuingStrategy({ highWaterMark: READ_AHEAD / 2 }),
+    new ByteLengthQueuingStrategy({ highWaterMark: READ_AHEAD / 2 }),
+  );
 }
 
 /** Passes bytes [start, end) of the stream through, dropping the rest. */

@@ -54,17 +54,31 @@ export class LocalStorage implements Storage {
     }
 
     let size = 0;
+    // Small chunks (64 KiB from the encryption) are gathered into larger writes.
+    const gathered = new Uint8Array(writeSize);
+    let gatheredLength = 0;
+    const write = (bytes: Uint8Array) =>
+      writeAll(file, bytes).catch((error) => {
+        throw ioError(`Cannot write "${key}" in ${this.location}`, error);
+      });
     try {
       try {
         for (;;) {
           // A failing body is the caller's error: it propagates unchanged.
           const { done, value } = await reader.read();
           if (done) break;
-          await writeAll(file, value).catch((error) => {
-            throw ioError(`Cannot write "${key}" in ${this.location}`, error);
-          });
           size += value.byteLength;
+          if (gatheredLength + value.length > gathered.length) {
+            await write(gathered.subarray(0, gatheredLength));
+            gatheredLength = 0;
+          }
+          if (value.length >= gathered.length) await write(value);
+          else {
+            gathered.set(value, gatheredLength);
+            gatheredLength += value.length;
+          }
         }
+        await write(gathered.subarray(0, gatheredLength));
         // Without this, a crash after the rename could leave an empty or short file under the key.
         await file.syncData().catch((error) => {
           throw ioError(`Cannot write "${key}" in ${this.location}`, error);
@@ -274,6 +288,9 @@ function fileRangeStream(
     },
   }, { highWaterMark: 0 });
 }
+
+/** Bytes written to a stored file at a time. */
+const writeSize = 1 << 20;
 
 async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
   let written = 0;
