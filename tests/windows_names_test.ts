@@ -122,7 +122,7 @@ class FakeWindowsFs implements WalkFileSystem {
     return Promise.resolve().then(() => this.#info(this.#lookup(p)));
   }
   lstat(p: string) {
-    return this.stat(p);
+    return this.#info(this.#lookup(p));
   }
   async *readDir(p: string) {
     const node = this.#lookup(p);

@@ -155,19 +155,16 @@ async function* generateArchive(
   }
 
   async function* archiveSources(): AsyncGenerator<Uint8Array> {
-    for await (
-      let { source, small } of readSmallFilesAhead(
-        sources,
-        options.smallFileLimit ?? SMALL_FILE_LIMIT,
-      )
-    ) {
+    const smallFileLimit = options.smallFileLimit ?? SMALL_FILE_LIMIT;
+    const slot = new Uint8Array(smallFileLimit);
+    for await (const source of sources) {
       options.signal?.throwIfAborted();
       let file: Deno.FsFile | undefined;
       let size = source.size;
       let mtimeAtOpen: number | undefined;
       let content: Uint8Array | undefined;
-      if (small !== undefined) {
-        const read = await small;
+      if (source.type === "file" && source.size < smallFileLimit) {
+        const read = readSmallFile(source.osPath ?? source.absolutePath, slot);
         if ("error" in read) {
           options.warn({
             path: source.absolutePath,
@@ -176,12 +173,9 @@ async function* generateArchive(
           });
           continue;
         }
-        // Grown past a slot since the walk saw it: read it as a large file.
-        if (read.content === undefined) small = undefined;
-        else {
-          content = read.content;
-          size = content.length;
-        }
+        // Undefined when it grew past the slot since the walk saw it: streamed below.
+        content = read.content;
+        if (content !== undefined) size = content.length;
       }
       if (source.type === "file" && content === undefined) {
         try {
@@ -294,73 +288,26 @@ async function* generateArchive(
   }
 }
 
-/** Files smaller than this are read whole, ahead of the archive, several at once. */
-const SMALL_FILE_LIMIT = 64 << 10;
-/** Entries looked at ahead of the one being archived. */
-const ENTRIES_AHEAD = 32;
-
-type SmallFileRead = { content?: Uint8Array } | { error: unknown };
-
-interface EntryAhead {
-  source: SourceEntry;
-  /** For a small file: its content (undefined if it grew past a slot), or why it could not be read. */
-  small?: Promise<SmallFileRead>;
-}
-
 /**
- * Walks ahead of the archive and reads small files concurrently, each into a
- * slot of its own: per-file system calls overlap instead of adding up, which
- * is what makes trees of many small files slow. A slot is reused once the
- * archive has taken the entry after it, so memory stays at ENTRIES_AHEAD
- * slots.
+ * Files smaller than this are read whole, with synchronous calls: measured
+ * on 20,000 files of ~1 KiB, open + read + close cost 15 µs a file that way,
+ * 50–80 µs as asynchronous calls (even 32 at once), whose hand-offs between
+ * threads cost more than the system calls. Files are read one at a time, as
+ * GNU tar does.
  */
-async function* readSmallFilesAhead(
-  sources: AsyncIterable<SourceEntry>,
-  slotSize: number,
-): AsyncGenerator<EntryAhead> {
-  const freeSlots: Uint8Array[] = [];
-  const queue: { ahead: EntryAhead; slot?: Uint8Array }[] = [];
-  const iterator = sources[Symbol.asyncIterator]();
-  let walking = true;
-  try {
-    for (;;) {
-      while (walking && queue.length < ENTRIES_AHEAD) {
-        const next = await iterator.next();
-        if (next.done) {
-          walking = false;
-          break;
-        }
-        const source = next.value;
-        if (source.type !== "file" || source.size >= slotSize) {
-          queue.push({ ahead: { source } });
-          continue;
-        }
-        const slot = freeSlots.pop() ?? new Uint8Array(slotSize);
-        const small = readSmallFile(source.osPath ?? source.absolutePath, slot);
-        queue.push({ ahead: { source, small }, slot });
-      }
-      const head = queue.shift();
-      if (head === undefined) return;
-      yield head.ahead;
-      // The archive has copied the content out: the slot is free again.
-      if (head.slot !== undefined) freeSlots.push(head.slot);
-    }
-  } finally {
-    // Stopped early: let the reads in flight close their files.
-    await Promise.allSettled(queue.map((q) => q.ahead.small));
-    await iterator.return?.(undefined);
-  }
-}
+const SMALL_FILE_LIMIT = 64 << 10;
 
 /** Reads a whole file into `slot`; content undefined if it does not fit (it grew). */
-async function readSmallFile(path: string, slot: Uint8Array): Promise<SmallFileRead> {
+function readSmallFile(path: string, slot: Uint8Array): { content?: Uint8Array } | {
+  error: unknown;
+} {
   let file: Deno.FsFile | undefined;
   try {
-    file = await Deno.open(path, { read: true });
+    file = Deno.openSync(path, { read: true });
     let filled = 0;
     for (;;) {
       if (filled === slot.length) return {};
-      const n = await file.read(slot.subarray(filled));
+      const n = file.readSync(slot.subarray(filled));
       if (n === null) return { content: slot.subarray(0, filled) };
       filled += n;
     }

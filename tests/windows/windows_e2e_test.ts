@@ -22,6 +22,7 @@
  * nothing. The task XML is tested by golden files and by parsing it back, on
  * Linux (tests/schedule_test.ts, tests/golden/windows/).
  */
+import { V8_FLAGS } from "../../lib/runtime_flags.ts";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import path from "node:path";
@@ -290,7 +291,11 @@ async function checkDestination(
     await Deno.remove(path.win32.join(WORK, "restore"), { recursive: true });
     // Built for cmd (PSModulePath does not point into a user's Documents here).
     assert.ok(
-      line.startsWith(quoteForCmd(Deno.execPath()) + " run -A " + quoteForCmd(MAIN) + " restore "),
+      line.startsWith(
+        `${quoteForCmd(Deno.execPath())} run --v8-flags=${V8_FLAGS} -A ${
+          quoteForCmd(MAIN)
+        } restore `,
+      ),
       `cli_restore should start with this deno.exe and main.ts, quoted for cmd: ${line}`,
     );
     assert.ok(
