@@ -164,7 +164,7 @@ async function* generateArchive(
       let mtimeAtOpen: number | undefined;
       let content: Uint8Array | undefined;
       if (source.type === "file" && source.size < smallFileLimit) {
-        const read = readSmallFile(source.osPath ?? source.absolutePath, slot);
+        const read = readSmallFile(source.osPath ?? source.absolutePath, source.size, slot);
         if ("error" in read) {
           options.warn({
             path: source.absolutePath,
@@ -297,10 +297,16 @@ async function* generateArchive(
  */
 const SMALL_FILE_LIMIT = 64 << 10;
 
-/** Reads a whole file into `slot`; content undefined if it does not fit (it grew). */
-function readSmallFile(path: string, slot: Uint8Array): { content?: Uint8Array } | {
-  error: unknown;
-} {
+/**
+ * Reads a whole file into `slot`; content undefined if it does not fit (it
+ * grew). A read that returns exactly the size the walk saw ends it: asking
+ * again only to hear "end of file" would double the reads of a tree of small
+ * files. Bytes appended after that moment are left for the next backup, as
+ * they would be a moment later.
+ */
+function readSmallFile(path: string, expectedSize: number, slot: Uint8Array): {
+  content?: Uint8Array;
+} | { error: unknown } {
   let file: Deno.FsFile | undefined;
   try {
     file = Deno.openSync(path, { read: true });
@@ -310,6 +316,7 @@ function readSmallFile(path: string, slot: Uint8Array): { content?: Uint8Array }
       const n = file.readSync(slot.subarray(filled));
       if (n === null) return { content: slot.subarray(0, filled) };
       filled += n;
+      if (filled === expectedSize) return { content: slot.subarray(0, filled) };
     }
   } catch (error) {
     return { error };
