@@ -64,6 +64,8 @@ export class Extractor {
   readonly #directories: CatalogEntry[] = [];
   /** Directories made (and checked) by this restore, by relative path. */
   readonly #directoriesMade = new Map<string, Promise<string>>();
+  /** Holds one small file at a time: a buffer per file would be garbage for V8 to catch up with. */
+  readonly #wholeFile = new Uint8Array(WHOLE_WRITE_LIMIT);
   /** The process's umask (POSIX): the bits a newly created file does not get. */
   readonly #umask = currentUmask();
   /** Selected entries refused up front (case collisions on Windows), with the reason. */
@@ -172,7 +174,7 @@ export class Extractor {
     // A short name of its own: the real name may already be at the 255-byte limit.
     const temporary = path.join(directory, `.intellistor-${crypto.randomUUID()}.partial`);
     if (listed.size <= WHOLE_WRITE_LIMIT) {
-      const content = await readWhole(entry.body, listed.size);
+      const content = await readWhole(entry.body, this.#wholeFile.subarray(0, listed.size));
       this.#verify(listed, createHash("sha256").update(content).digest("hex"));
       this.#writeVerified(content, temporary, target, listed);
       return;
@@ -307,9 +309,11 @@ function currentUmask(): number {
   }
 }
 
-/** A small file's whole body, copied out of the stream's buffers. */
-async function readWhole(body: AsyncIterable<Uint8Array>, size: number): Promise<Uint8Array> {
-  const content = new Uint8Array(size);
+/** A small file's whole body, copied out of the stream's buffers into `content`. */
+async function readWhole(
+  body: AsyncIterable<Uint8Array>,
+  content: Uint8Array,
+): Promise<Uint8Array> {
   let filled = 0;
   try {
     for await (const chunk of body) {
