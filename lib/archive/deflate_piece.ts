@@ -4,26 +4,13 @@
  */
 import zlib from "node:zlib";
 import { PIECE_SIZE } from "./gzip_member.ts";
+import { NativeZlib } from "./zlib_handle.ts";
 
 /** Bytes sampled to tell whether a piece is worth compressing. */
 const SAMPLE_SIZE = 4096;
 const SAMPLES = 4;
 /** A piece whose samples do not shrink below this fraction is stored as is. */
 const INCOMPRESSIBLE_RATIO = 0.95;
-
-/** node:zlib's native handle (`stream._handle`), as Node's own zlib.js drives it. */
-interface ZlibHandle {
-  reset(): void;
-  writeSync(
-    flush: number,
-    input: Uint8Array,
-    inputOffset: number,
-    inputLength: number,
-    output: Uint8Array,
-    outputOffset: number,
-    outputLength: number,
-  ): void;
-}
 
 /**
  * Raw deflate of pieces, each ended with a sync flush (the last with a final
@@ -35,13 +22,13 @@ interface ZlibHandle {
  * deflating four 4 KiB samples, is written as stored blocks (level 0): valid
  * deflate that every gzip reader reads, at the speed of a copy.
  *
- * One native deflate state per level is reset and reused, writing into one
- * scratch buffer: `zlib.deflateRawSync` would allocate a state and several
+ * One native deflate state per level (zlib_handle.ts) is reset and reused,
+ * writing into one scratch buffer: `zlib.deflateRawSync` would allocate a state and several
  * output buffers per call, garbage that V8 lets pile up to ~64 MiB per thread
  * before it collects.
  */
 export class PieceCompressor {
-  readonly #streams = new Map<number, { handle: ZlibHandle; state: Uint32Array }>();
+  readonly #streams = new Map<number, NativeZlib>();
   #scratch = new Uint8Array(PIECE_SIZE + (64 << 10));
 
   /** The deflated piece, in a buffer of its own (safe to transfer). */
@@ -65,10 +52,9 @@ export class PieceCompressor {
 
   /** Deflates `data` on its own into the scratch buffer; returns the output length. */
   #deflateIntoScratch(data: Uint8Array, level: number, flush: number): number {
-    const { handle, state } = this.#stream(level);
-    handle.reset();
+    const stream = this.#stream(level);
+    stream.reset();
     let inputOffset = 0;
-    let inputLeft = data.length;
     let outputLength = 0;
     for (;;) {
       if (this.#scratch.length - outputLength < 1024) {
@@ -78,24 +64,24 @@ export class PieceCompressor {
         this.#scratch = larger;
       }
       const room = this.#scratch.length - outputLength;
-      handle.writeSync(flush, data, inputOffset, inputLeft, this.#scratch, outputLength, room);
-      const [outputLeft, inputNotRead] = state;
+      const { outputLeft, inputLeft } = stream.write(
+        flush,
+        data,
+        inputOffset,
+        this.#scratch,
+        outputLength,
+      );
       outputLength += room - outputLeft;
-      inputOffset += inputLeft - inputNotRead;
-      inputLeft = inputNotRead;
+      inputOffset = data.length - inputLeft;
       // Output room left over means zlib has flushed everything it was given.
       if (outputLeft !== 0) return outputLength;
     }
   }
 
-  #stream(level: number): { handle: ZlibHandle; state: Uint32Array } {
+  #stream(level: number): NativeZlib {
     let stream = this.#streams.get(level);
     if (stream === undefined) {
-      const deflate = zlib.createDeflateRaw({ level }) as unknown as {
-        _handle: ZlibHandle;
-        _writeState: Uint32Array;
-      };
-      stream = { handle: deflate._handle, state: deflate._writeState };
+      stream = new NativeZlib(zlib.createDeflateRaw({ level }));
       this.#streams.set(level, stream);
     }
     return stream;
