@@ -167,6 +167,7 @@ async function restoreWholeObject(
   const tarStream = (await storage.get(key))
     .pipeThrough(meter)
     .pipeThrough(decryptStream(keyring))
+    .pipeThrough(readAhead())
     .pipeThrough(gunzip())
     .pipeThrough(readAhead());
   await extractGzipStream(extractor, tarStream);

@@ -202,7 +202,7 @@ export class Extractor {
           hash.update(next.value);
           let written = 0;
           while (written < next.value.length) {
-            written += await file.write(next.value.subarray(written));
+            written += file.writeSync(next.value.subarray(written));
           }
         }
       } finally {
