@@ -93,11 +93,8 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     warn,
     signal: options.signal,
   });
-  const plaintextMeter = new MeterStream();
   const objectMeter = new MeterStream();
-  let encrypted = archive.pipeThrough(plaintextMeter).pipeThrough(encryptStream(keys)).pipeThrough(
-    objectMeter,
-  );
+  let encrypted = archive.pipeThrough(encryptStream(keys)).pipeThrough(objectMeter);
   let localObject: Promise<unknown> | undefined;
   if (options.localCopy !== undefined) {
     const copy = options.localCopy;
@@ -145,8 +142,9 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
         size: objectMeter.bytes,
         sha256: objectMeter.digest(),
         stream_id: Buffer.from(keys.streamId).toString("hex"),
-        chunk_count: chunkCount(plaintextMeter.bytes),
-        plaintext_size: plaintextMeter.bytes,
+        // The payload is the archive's gzip output, counted as it went out.
+        chunk_count: chunkCount(catalog.gzBytes),
+        plaintext_size: catalog.gzBytes,
       },
       key: { key_id: keys.keyIdHex, kdf: keys.kdf },
       summary: {
