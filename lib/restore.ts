@@ -22,7 +22,7 @@ import {
 import { integrityError, IntellistorError } from "./errors.ts";
 import { compilePatterns } from "./glob.ts";
 import { type Manifest, openManifest, parseBackupKey, parseManifest } from "./manifest.ts";
-import { currentPlatform, osPath, type Platform, resolveInside } from "./safe_path.ts";
+import { currentPlatform, type Platform } from "./safe_path.ts";
 import type { Storage } from "./storage/storage.ts";
 import { MeterStream, readAll } from "./streams.ts";
 
@@ -96,7 +96,6 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
         'depth ("*.png"), with "/" they match from the start ("docs/*").',
     );
   }
-  if (!options.overwrite) refuseExisting(options.outDir, selectedEntries, platform);
 
   const extractor = new Extractor({
     outDir: options.outDir,
@@ -106,6 +105,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
     platform,
     signal: options.signal,
   });
+  // Before anything is downloaded.
+  if (!options.overwrite) extractor.refuseExistingOutput();
   await Deno.mkdir(options.outDir, { recursive: true });
 
   try {
@@ -237,50 +238,6 @@ async function fetchManifest(
     value: parseManifest(new TextDecoder().decode(bytes), manifestKey),
     bytes: bytes.length,
   };
-}
-
-/**
- * Refuses up front, before any download, to replace existing files. On
- * Windows the file system answers for another case too (`A.TXT` finds
- * `a.txt`), and names Windows refuses are skipped here: the extraction reports
- * them as failures of their own.
- */
-function refuseExisting(outDir: string, entries: CatalogEntry[], platform: Platform): void {
-  if (isMissingOrEmpty(osPath(outDir, platform))) return;
-  const clashes: string[] = [];
-  for (const entry of entries) {
-    if (entry.type === "dir") continue;
-    let target: string;
-    try {
-      target = resolveInside(outDir, entry.relative_path, platform);
-    } catch {
-      continue; // reported as a failure during extraction
-    }
-    try {
-      Deno.lstatSync(osPath(target, platform));
-      clashes.push(entry.relative_path);
-    } catch {
-      // absent: fine
-    }
-    if (clashes.length >= 5) break;
-  }
-  if (clashes.length > 0) {
-    throw new IntellistorError(
-      "OUTPUT_EXISTS",
-      `Restore would replace existing files in "${outDir}": ${clashes.join(", ")}`,
-      "Restore into an empty directory, or pass --overwrite to replace them.",
-    );
-  }
-}
-
-/** True when `directory` does not exist or holds nothing: no entry can clash. */
-function isMissingOrEmpty(directory: string): boolean {
-  try {
-    for (const _ of Deno.readDirSync(directory)) return false;
-    return true;
-  } catch (error) {
-    return error instanceof Deno.errors.NotFound;
-  }
 }
 
 /** Groups sorted segment indexes into runs whose bytes are adjacent in the object. */

@@ -19,6 +19,7 @@ import {
   currentPlatform,
   ensureDirectory,
   ensureParentDirectory,
+  foldedNameClashes,
   osPath,
   pathExists,
   pathExistsSync,
@@ -68,6 +69,10 @@ export class Extractor {
   readonly #wholeFile = new Uint8Array(WHOLE_WRITE_LIMIT);
   /** The process's umask (POSIX): the bits a newly created file does not get. */
   readonly #umask = currentUmask();
+  /** Set once refuseExistingOutput has found none of the selected names taken. */
+  #outputChecked = false;
+  /** Selected names that may land on the same file as another (case, normalisation). */
+  readonly #mayClash: ReadonlySet<string>;
   /** Selected entries refused up front (case collisions on Windows), with the reason. */
   readonly #refused: ReadonlyMap<string, string>;
 
@@ -79,6 +84,47 @@ export class Extractor {
         [...options.known.values()].filter((e) => options.selected.has(e.relative_path)),
       )
       : new Map();
+    this.#mayClash = foldedNameClashes(options.selected);
+  }
+
+  /**
+   * Refuses, before anything is downloaded, to replace existing files
+   * (OUTPUT_EXISTS, naming up to five). On Windows the file system answers
+   * for another case too (`A.TXT` finds `a.txt`); names Windows refuses are
+   * skipped here, the extraction reports them. Once it has passed, a file is
+   * checked again just before it is written only if its name may clash with
+   * another selected name (`a.txt` and `A.TXT` on a case-insensitive volume):
+   * every other name is new.
+   */
+  refuseExistingOutput(): void {
+    const { outDir } = this.#options;
+    const clashes: string[] = [];
+    if (!isMissingOrEmpty(osPath(outDir, this.#platform))) {
+      for (const name of this.#options.selected) {
+        if (this.#options.known.get(name)?.type === "dir") continue;
+        let target: string;
+        try {
+          target = resolveInside(outDir, name, this.#platform);
+        } catch {
+          continue; // reported as a failure during extraction
+        }
+        if (pathExistsSync(target, this.#platform, { symlinks: true })) clashes.push(name);
+        if (clashes.length >= 5) break;
+      }
+    }
+    if (clashes.length > 0) {
+      throw new IntellistorError(
+        "OUTPUT_EXISTS",
+        `Restore would replace existing files in "${outDir}": ${clashes.join(", ")}`,
+        "Restore into an empty directory, or pass --overwrite to replace them.",
+      );
+    }
+    this.#outputChecked = true;
+  }
+
+  /** Whether a file about to be written must first be looked for. */
+  #mustLookFirst(relativePath: string): boolean {
+    return !this.#options.overwrite && (!this.#outputChecked || this.#mayClash.has(relativePath));
   }
 
   /** Restores the selected entries found in `entries`; skips the others. */
@@ -179,7 +225,9 @@ export class Extractor {
       this.#writeVerified(content, temporary, target, listed);
       return;
     }
-    await this.#refuseExisting(target);
+    if (this.#mustLookFirst(listed.relative_path) && await pathExists(target, this.#platform)) {
+      throw outputExists();
+    }
     const hash = createHash("sha256");
     const file = await Deno.open(osPath(temporary, this.#platform), {
       write: true,
@@ -227,7 +275,9 @@ export class Extractor {
     listed: CatalogEntry,
   ): void {
     const onDisk = osPath(target, this.#platform);
-    if (!this.#options.overwrite && pathExistsSync(target, this.#platform)) throw outputExists();
+    if (this.#mustLookFirst(listed.relative_path) && pathExistsSync(target, this.#platform)) {
+      throw outputExists();
+    }
     const temporaryOnDisk = osPath(temporary, this.#platform);
     // Created with its final permissions (the content is already verified);
     // chmod only when the umask took some away.
@@ -259,10 +309,6 @@ export class Extractor {
         }
       }
     }
-  }
-
-  async #refuseExisting(target: string): Promise<void> {
-    if (!this.#options.overwrite && await pathExists(target, this.#platform)) throw outputExists();
   }
 
   #verify(listed: CatalogEntry, digest: string): void {
@@ -299,6 +345,16 @@ export class Extractor {
 
 function outputExists(): IntellistorError {
   return new IntellistorError("OUTPUT_EXISTS", "already exists; not overwritten (use --overwrite)");
+}
+
+/** True when `directory` does not exist or holds nothing: no entry can clash. */
+function isMissingOrEmpty(directory: string): boolean {
+  try {
+    for (const _ of Deno.readDirSync(directory)) return false;
+    return true;
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound;
+  }
 }
 
 function currentUmask(): number {

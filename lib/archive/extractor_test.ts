@@ -275,3 +275,64 @@ Deno.test("Extractor on Windows restores the first of two names differing in cas
     }
   }
 });
+
+Deno.test("after the up-front check, names that may clash by case are still looked for", async () => {
+  const base = await Deno.makeTempDir({ prefix: "intellistor-extract-" });
+  try {
+    const out = path.join(base, "out");
+    const { tar, known } = build([
+      { path: "a.txt", type: "file", data: "lower" },
+      { path: "A.TXT", type: "file", data: "upper" },
+      { path: "b.txt", type: "file", data: "b" },
+    ]);
+    const extractor = new Extractor({
+      outDir: out,
+      known,
+      selected: new Set(known.keys()),
+      overwrite: false,
+      platform: "posix",
+    });
+    extractor.refuseExistingOutput(); // --out does not exist yet: nothing to refuse
+    await Deno.mkdir(out);
+    // Appears after the check, as the second spelling would on a case-insensitive volume.
+    await Deno.writeTextFile(path.join(out, "A.TXT"), "was here");
+    await extractor.consume(parseTar(ReadableStream.from([tar])));
+    await extractor.finish();
+    assert.deepEqual(extractor.failures.map((f) => [f.path, f.message]), [
+      ["A.TXT", "already exists; not overwritten (use --overwrite)"],
+    ]);
+    assert.equal(await Deno.readTextFile(path.join(out, "A.TXT")), "was here");
+    assert.equal(await Deno.readTextFile(path.join(out, "a.txt")), "lower");
+    assert.equal(await Deno.readTextFile(path.join(out, "b.txt")), "b");
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("refuseExistingOutput names the selected files already in --out", async () => {
+  const out = await Deno.makeTempDir({ prefix: "intellistor-extract-" });
+  try {
+    await Deno.writeTextFile(path.join(out, "keep.txt"), "old");
+    await Deno.mkdir(path.join(out, "d"));
+    const { known } = build([
+      { path: "keep.txt", type: "file", data: "new" },
+      { path: "d", type: "dir" },
+      { path: "d/new.txt", type: "file", data: "n" },
+    ]);
+    const extractor = new Extractor({
+      outDir: out,
+      known,
+      selected: new Set(known.keys()),
+      overwrite: false,
+      platform: "posix",
+    });
+    assert.throws(
+      () => extractor.refuseExistingOutput(),
+      (error: unknown) =>
+        error instanceof IntellistorError && error.code === "OUTPUT_EXISTS" &&
+        /: keep\.txt$/.test(error.message),
+    );
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
