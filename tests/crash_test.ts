@@ -72,23 +72,9 @@ async function killWhen(
 }
 
 /** Starts the CLI, kills it with SIGKILL after `ms` (if still running); true if it was killed. */
-async function killAfter(args: string[], cwd: string, ms: number): Promise<boolean> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    cwd,
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  }, ms);
-  const status = await child.status;
-  clearTimeout(timer);
-  return status.signal === "SIGKILL";
+function killAfter(args: string[], cwd: string, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  return killWhen(args, cwd, () => Promise.resolve(Date.now() >= deadline));
 }
 
 async function listing(work: string) {

@@ -33,6 +33,20 @@ export interface FaultProxy {
   stop(): Promise<void>;
 }
 
+/** What a proxy records of a request to the S3 server: its operation, key and part. */
+export function describeRequest(request: Request, index: number): ProxiedRequest {
+  const url = new URL(request.url);
+  return {
+    index,
+    method: request.method,
+    key: url.pathname.split("/").slice(2).join("/"),
+    operation: operationOf(request.method, url),
+    part: url.searchParams.has("partNumber")
+      ? Number(url.searchParams.get("partNumber"))
+      : undefined,
+  };
+}
+
 export function startFaultProxy(upstream: string, rule: FaultRule): FaultProxy {
   const log: FaultProxy["log"] = [];
   let index = 0;
@@ -40,15 +54,7 @@ export function startFaultProxy(upstream: string, rule: FaultRule): FaultProxy {
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     async (request) => {
       const url = new URL(request.url);
-      const seen: ProxiedRequest = {
-        index: ++index,
-        method: request.method,
-        key: url.pathname.split("/").slice(2).join("/"),
-        operation: operationOf(request.method, url),
-        part: url.searchParams.has("partNumber")
-          ? Number(url.searchParams.get("partNumber"))
-          : undefined,
-      };
+      const seen = describeRequest(request, ++index);
       const fault = rule(seen);
       log.push({ ...seen, fault: fault?.kind });
       if (fault?.kind === "status") {
@@ -110,7 +116,7 @@ function cutShort(
 }
 
 /** The S3 operation a request is, from its method and query, e.g. "UploadPart". */
-export function operationOf(method: string, url: URL): string {
+function operationOf(method: string, url: URL): string {
   const q = url.searchParams;
   const hasKey = url.pathname.split("/").filter(Boolean).length > 1;
   if (method === "PUT") return q.has("partNumber") ? "UploadPart" : "PutObject";

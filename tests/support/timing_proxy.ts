@@ -8,7 +8,7 @@
  * back after the server answered (the part is stored, the client does not know
  * yet), for a time or until something else has happened.
  */
-import { operationOf, type ProxiedRequest } from "./fault_proxy.ts";
+import { describeRequest, type ProxiedRequest } from "./fault_proxy.ts";
 
 /** One request as seen by the proxy. */
 export interface TimedRequest extends ProxiedRequest {
@@ -122,13 +122,7 @@ export function startTimingProxy(upstream: string, options: TimingProxyOptions =
     async (request) => {
       const url = new URL(request.url);
       const seen: TimedRequest = {
-        index: ++index,
-        method: request.method,
-        key: url.pathname.split("/").slice(2).join("/"),
-        operation: operationOf(request.method, url),
-        part: url.searchParams.has("partNumber")
-          ? Number(url.searchParams.get("partNumber"))
-          : undefined,
+        ...describeRequest(request, ++index),
         bytes: Number(request.headers.get("content-length") ?? 0),
         answered: false,
       };
