@@ -15,6 +15,9 @@ import { describeIoError, type SourceEntry } from "./walk.ts";
 
 export const DEFAULT_SEGMENT_TARGET = 4 << 20;
 
+/** Padding after an entry's data is part of one block of zeros (written, never changed). */
+const ZERO_BLOCK = new Uint8Array(512);
+
 /** Compressed bytes the archive may produce before its reader takes them. */
 const READ_AHEAD = 4 << 20;
 
@@ -118,16 +121,25 @@ async function* generateArchive(
       yield chunk;
     }
   }
-  async function* emit(chunks: PendingChunk[]): AsyncGenerator<Uint8Array> {
+  /** Queues output without handing anything on (cheap: many small entries add up). */
+  function queue(chunks: PendingChunk[]): void {
     for (const chunk of chunks) {
       if (chunk instanceof Promise) deflating++;
       output.push(chunk);
     }
+  }
+  async function* emit(chunks: PendingChunk[]): AsyncGenerator<Uint8Array> {
+    queue(chunks);
     yield* flush(maxDeflating - 1);
   }
-  async function* writeTar(data: Uint8Array): AsyncGenerator<Uint8Array> {
+  /** Appends tar bytes; the caller hands the output on (flush) once per entry or piece. */
+  function appendTar(data: Uint8Array): void {
     catalog.tarBytes += data.length;
-    yield* emit(member.write(data));
+    queue(member.write(data));
+  }
+  async function* writeTar(data: Uint8Array): AsyncGenerator<Uint8Array> {
+    appendTar(data);
+    yield* flush(maxDeflating - 1);
   }
   async function* closeSegment(): AsyncGenerator<Uint8Array> {
     const tarOffset = segmentTarStart;
@@ -217,12 +229,12 @@ async function* generateArchive(
           tar_offset: catalog.tarBytes,
         };
         if (source.link !== undefined) entry.link = source.link;
-        yield* writeTar(header);
+        appendTar(header);
         if (content !== undefined) {
           // Read whole, at once: a consistent copy, its size the one in the header.
           entry.sha256 = createHash("sha256").update(content).digest("hex");
           catalog.contentBytes += size;
-          yield* writeTar(content);
+          appendTar(content);
         } else if (file !== undefined) {
           const hash = createHash("sha256");
           let copied = 0;
@@ -275,8 +287,8 @@ async function* generateArchive(
           entry.sha256 = hash.digest("hex");
           catalog.contentBytes += size;
         }
-        const padding = tarPadding(size);
-        if (padding > 0) yield* writeTar(new Uint8Array(padding));
+        appendTar(ZERO_BLOCK.subarray(0, tarPadding(size)));
+        yield* flush(maxDeflating - 1);
         catalog.entries.push(entry);
         if (catalog.tarBytes - segmentTarStart >= target) yield* closeSegment();
       } finally {
