@@ -28,8 +28,8 @@ export interface ArchiveOptions {
   /** Threads that deflate; one per core by default. */
   workers?: number;
   /**
-   * Files smaller than this (64 KiB by default) are read whole, ahead of the
-   * archive; larger ones are streamed. 0 streams every file.
+   * Files smaller than this (64 KiB by default) are read whole before their
+   * header is written; larger ones are streamed after it. 0 streams every file.
    */
   smallFileLimit?: number;
   /** Stops the archive (with an AbortError) at the next entry or piece. */
