@@ -36,6 +36,7 @@ import {
 import { validatePolicy } from "../lib/policy/policy.ts";
 import { runRestore } from "../lib/restore.ts";
 import { LocalStorage } from "../lib/storage/local.ts";
+import { readAll } from "../lib/streams.ts";
 import { makeSampleTree, pseudoRandomBytes } from "./support/tree.ts";
 import { withTempDir } from "./support/temp.ts";
 
@@ -242,20 +243,8 @@ function exactPattern(name: string): string {
   return name.replace(/[*?[{]/g, (c) => `[${c}]`);
 }
 
-async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const part of stream) parts.push(part);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 function decryptAll(object: Uint8Array, keyring: Keyring): Promise<Uint8Array> {
-  return collect(ReadableStream.from([object]).pipeThrough(decryptStream(keyring)));
+  return readAll(ReadableStream.from([object]).pipeThrough(decryptStream(keyring)));
 }
 
 async function openFixtureManifest(

@@ -49,6 +49,8 @@ import {
   sha256Hex,
   writeHostileBackup,
 } from "./support/hostile.ts";
+import { concatBytes } from "../lib/crypto/bytes.ts";
+import { readAll } from "../lib/streams.ts";
 import { pseudoRandomBytes } from "./support/tree.ts";
 
 const DEFAULT_CASES = 120;
@@ -106,16 +108,6 @@ class Rng {
 
 const INTERESTING_BYTES = [0x00, 0x01, 0x0a, 0x20, 0x22, 0x2f, 0x30, 0x7f, 0x80, 0xff];
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 interface MutationContext {
   rng: Rng;
   /** Other inputs of the same kind, for splices across them. */
@@ -168,14 +160,14 @@ const byteMutators: Record<string, ByteMutator> = {
       ? c.rng.bytes(1 + c.rng.int(32))
       : new Uint8Array(1 + c.rng.int(32)).fill(c.rng.pick(INTERESTING_BYTES));
     return [
-      concat(input.subarray(0, at), bytes, input.subarray(at)),
+      concatBytes(input.subarray(0, at), bytes, input.subarray(at)),
       `insert ${bytes.length} at ${at}`,
     ];
   },
   deleteBytes(input, c) {
     const at = position(c, input.length);
     const n = 1 + c.rng.int(c.rng.chance(0.2) ? 4096 : 64);
-    return [concat(input.subarray(0, at), input.subarray(at + n)), `delete ${n} at ${at}`];
+    return [concatBytes(input.subarray(0, at), input.subarray(at + n)), `delete ${n} at ${at}`];
   },
   spliceSelf(input, c) {
     if (input.length < 2) return [input.slice(), "splice (too short)"];
@@ -201,7 +193,7 @@ const byteMutators: Record<string, ByteMutator> = {
       return [out, `donor ${donorIndex} bytes [${from}, +${piece.length}) over ${to}`];
     }
     return [
-      concat(input.subarray(0, to), piece, input.subarray(to)),
+      concatBytes(input.subarray(0, to), piece, input.subarray(to)),
       `donor ${donorIndex} bytes [${from}, +${piece.length}) inserted at ${to}`,
     ];
   },
@@ -211,7 +203,7 @@ const byteMutators: Record<string, ByteMutator> = {
     const piece = input.slice(from, from + n);
     const to = c.rng.int(input.length + 1);
     return [
-      concat(input.subarray(0, to), piece, input.subarray(to)),
+      concatBytes(input.subarray(0, to), piece, input.subarray(to)),
       `duplicate [${from}, +${piece.length}) at ${to}`,
     ];
   },
@@ -219,7 +211,7 @@ const byteMutators: Record<string, ByteMutator> = {
     const tail = c.rng.chance(0.5)
       ? input.slice(Math.max(0, input.length - 1 - c.rng.int(64)))
       : c.rng.bytes(1 + c.rng.int(64));
-    return [concat(input, tail), `append ${tail.length}`];
+    return [concatBytes(input, tail), `append ${tail.length}`];
   },
   token(input, c) {
     if (c.tokens.length === 0) return byteMutators.insertBytes(input, c);
@@ -227,7 +219,7 @@ const byteMutators: Record<string, ByteMutator> = {
     const at = c.rng.int(input.length + 1);
     if (c.rng.chance(0.5)) {
       return [
-        concat(input.subarray(0, at), token, input.subarray(at)),
+        concatBytes(input.subarray(0, at), token, input.subarray(at)),
         `insert token ${JSON.stringify(new TextDecoder().decode(token))} at ${at}`,
       ];
     }
@@ -607,12 +599,6 @@ async function withArena<T>(fn: (arena: Arena) => Promise<T>): Promise<T> {
   }
 }
 
-async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const part of stream) parts.push(part);
-  return concat(...parts);
-}
-
 /** A stream of `bytes` cut into random pieces. */
 function choppedStream(bytes: Uint8Array, rng: Rng): ReadableStream<Uint8Array> {
   const pieces: Uint8Array[] = [];
@@ -711,7 +697,7 @@ Deno.test("fuzz: encrypted objects → openHeader and decryptStream", async () =
         const plain = await withTimeout(
           CASE_TIMEOUT_MS,
           () =>
-            collect(
+            readAll(
               choppedStream(mutated, campaign.rng).pipeThrough(decryptStream(backup.keyring)),
             ),
         );

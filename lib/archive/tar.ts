@@ -11,6 +11,7 @@
  * base-256 numbers, with bounded memory for any chunking of the input.
  */
 
+import { concatBytes } from "../crypto/bytes.ts";
 import { integrityError } from "../errors.ts";
 
 /** Size of a tar block; headers and data are padded to a multiple of it. */
@@ -157,7 +158,7 @@ export function encodeTarHeader(fields: TarHeaderFields): Uint8Array {
   });
   if (records.length === 0) return main;
 
-  const paxBody = concatBytes(records);
+  const paxBody = concatBytes(...records);
   if (paxBody.length > MAX_EXTENDED_HEADER_SIZE) {
     throw new RangeError(`tar: PAX header for ${JSON.stringify(path)} exceeds 1 MiB`);
   }
@@ -252,16 +253,6 @@ function unsignedSum(block: Uint8Array): number {
   let sum = 0;
   for (let i = 0; i < TAR_BLOCK; i++) sum += block[i];
   return sum;
-}
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 // ───────────────────────────── parser ─────────────────────────────
@@ -442,7 +433,7 @@ function decodeHeaderBlock(block: Uint8Array, offset: number): HeaderBlock {
   // The prefix field exists only in POSIX ustar; GNU format keeps other data there.
   if (isPosix && block[345] !== 0) {
     const prefix = nulTerminated(block, 345, 155);
-    pathBytes = concatBytes([prefix, Uint8Array.of(0x2f), pathBytes]);
+    pathBytes = concatBytes(prefix, Uint8Array.of(0x2f), pathBytes);
   }
   const size = readNumberField(block, 124, 12, where, "size");
   if (size < 0) throw integrityError(`${where} has a negative size`);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concatBytes } from "../crypto/bytes.ts";
 import { IntellistorError } from "../errors.ts";
 import {
   encodePaxRecord,
@@ -40,16 +41,6 @@ function pseudoRandomBytes(length: number, seed: number): Uint8Array {
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 /** Writes entries the way the backup pipeline does; returns the bytes and each entry's offset. */
 function buildArchive(
   entries: SourceEntry[],
@@ -65,7 +56,7 @@ function buildArchive(
     at += header.length + data.length + tarPadding(data.length);
   }
   if (end) parts.push(TAR_END);
-  return { bytes: concat(parts), offsets };
+  return { bytes: concatBytes(...parts), offsets };
 }
 
 async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
@@ -75,7 +66,7 @@ async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Ar
 async function readBody(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   for await (const part of body) parts.push(part);
-  return concat(parts);
+  return concatBytes(...parts);
 }
 
 async function parseAll(
@@ -495,13 +486,13 @@ Deno.test("parseTar() accepts a checksum computed over signed bytes, as GNU tar 
   let signed = 0;
   for (const byte of block) signed += byte >= 0x80 ? byte - 0x100 : byte;
   block.set(encoder.encode(signed.toString(8).padStart(6, "0") + "\0 "), 148);
-  const [entry] = await parseAll(chunked(concat([block, TAR_END]), 512));
+  const [entry] = await parseAll(chunked(concatBytes(block, TAR_END), 512));
   assert.equal(entry.path, "é.txt");
 });
 
 Deno.test("parseTar() rejects a non-zero block without ustar magic", async () => {
   const block = rawHeader({ name: "file", typeflag: "0", magic: "nope!\0" });
-  await assertIntegrityError(() => parseAll(chunked(concat([block, TAR_END]), 512)), /magic/);
+  await assertIntegrityError(() => parseAll(chunked(concatBytes(block, TAR_END), 512)), /magic/);
 });
 
 Deno.test("parseTar() rejects a truncated header, PAX header or body", async () => {
@@ -540,9 +531,9 @@ Deno.test("parseTar() rejects a missing end-of-archive marker unless allowMissin
 Deno.test("parseTar() ends at one zero block followed by EOF, or by zero padding", async () => {
   const { bytes } = buildArchive(sampleEntries(), { end: false });
   const count = sampleEntries().length;
-  const oneBlock = concat([bytes, new Uint8Array(TAR_BLOCK)]);
+  const oneBlock = concatBytes(bytes, new Uint8Array(TAR_BLOCK));
   assert.equal((await parseAll(chunked(oneBlock, 1000))).length, count);
-  const recordPadding = concat([bytes, TAR_END, new Uint8Array(10 * TAR_BLOCK)]);
+  const recordPadding = concatBytes(...[bytes, TAR_END, new Uint8Array(10 * TAR_BLOCK)]);
   assert.equal((await parseAll(chunked(recordPadding, 1000))).length, count);
 });
 
@@ -551,9 +542,9 @@ Deno.test("parseTar() rejects data after the end-of-archive marker", async () =>
   const entry = buildArchive([{
     fields: { path: "x", type: "file", size: 0, mode: 0o644, mtimeMs: 0 },
   }]).bytes;
-  const loneZeroBlock = concat([bytes.subarray(0, bytes.length - TAR_BLOCK), entry]);
+  const loneZeroBlock = concatBytes(...[bytes.subarray(0, bytes.length - TAR_BLOCK), entry]);
   await assertIntegrityError(() => parseAll(chunked(loneZeroBlock, 512)), /end-of-archive/);
-  const junk = concat([bytes, Uint8Array.of(7)]);
+  const junk = concatBytes(...[bytes, Uint8Array.of(7)]);
   await assertIntegrityError(() => parseAll(chunked(junk, 512)), /end-of-archive/);
 });
 
@@ -565,7 +556,7 @@ Deno.test("parseTar() rejects PAX and GNU long-name headers over 1 MiB before re
       size: MAX_EXTENDED_HEADER_SIZE + 1,
     });
     // The claimed body is present: the limit, not truncation, must stop it.
-    const input = concat([header, new Uint8Array(2 * MiB)]);
+    const input = concatBytes(...[header, new Uint8Array(2 * MiB)]);
     await assertIntegrityError(() => parseAll(chunked(input, 65536)), /limit/);
   }
 });
@@ -582,7 +573,7 @@ Deno.test("parseTar() rejects malformed PAX records", async () => {
   ];
   for (const body of bodies) {
     const data = encoder.encode(body);
-    const input = concat([
+    const input = concatBytes(...[
       rawHeader({ name: "PaxHeader/f", typeflag: "x", size: data.length }),
       data,
       new Uint8Array(tarPadding(data.length)),
@@ -596,7 +587,10 @@ Deno.test("parseTar() rejects malformed PAX records", async () => {
 Deno.test("parseTar() fails on a size claiming gigabytes with no data, without allocating it", async () => {
   const header = rawHeader({ name: "liar", typeflag: "0", size: 8 ** 11 - 1 });
   const before = Deno.memoryUsage().rss;
-  await assertIntegrityError(() => parseAll(chunked(concat([header, TAR_END]), 512)), /truncated/);
+  await assertIntegrityError(
+    () => parseAll(chunked(concatBytes(...[header, TAR_END]), 512)),
+    /truncated/,
+  );
   await assertIntegrityError(async () => {
     for await (const _entry of parseTar(chunked(header, 512))) { /* skip */ }
   }, /truncated/);
@@ -605,7 +599,7 @@ Deno.test("parseTar() fails on a size claiming gigabytes with no data, without a
 
 Deno.test("parseTar() classifies hard links and other typeflags, and still skips their data", async () => {
   const data = encoder.encode("fifo-ish data that must be skipped");
-  const input = concat([
+  const input = concatBytes(...[
     rawHeader({ name: "hard", typeflag: "1" }),
     rawHeader({ name: "fifo", typeflag: "6", size: data.length }),
     data,

@@ -43,6 +43,7 @@ import {
 } from "../../lib/manifest.ts";
 import { LocalStorage } from "../../lib/storage/local.ts";
 import { bytesStream, readAll } from "../../lib/streams.ts";
+import { concatBytes } from "../../lib/crypto/bytes.ts";
 import { VERSION } from "../../lib/version.ts";
 
 /** A public test secret (bytes 0x40, 0x41, …, 0x5f); never use it for real data. */
@@ -130,16 +131,6 @@ function asBytes(data: Uint8Array | string | undefined): Uint8Array {
   return typeof data === "string" ? encoder.encode(data) : data;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 /** The name the tar parser reports: trailing "/" removed (but "/" stays "/"). */
 export function parsedName(name: string): string {
   return name.length > 1 ? name.replace(/\/+$/, "") || "/" : name;
@@ -209,7 +200,7 @@ function rawHeader(entry: HostileEntry, size: number): Uint8Array {
     mtimeSeconds,
   });
   if (records.length === 0) return main;
-  const body = concat(records);
+  const body = concatBytes(...records);
   const pax = ustarBlock({
     name: "PaxHeader/hostile",
     typeflag: "x",
@@ -218,7 +209,7 @@ function rawHeader(entry: HostileEntry, size: number): Uint8Array {
     mode: 0o644,
     mtimeSeconds,
   });
-  return concat([pax, body, new Uint8Array(tarPadding(body.length)), main]);
+  return concatBytes(pax, body, new Uint8Array(tarPadding(body.length)), main);
 }
 
 /** encodeTarHeader when it accepts the entry (so the bytes are the real writer's), else by hand. */
@@ -302,7 +293,7 @@ export async function writeHostileBackup(
   const { entries } = built;
   let { segmentsTar } = built;
   if (spec.editTar !== undefined) {
-    segmentsTar = [[spec.editTar(concat(segmentsTar.flat()))]];
+    segmentsTar = [[spec.editTar(concatBytes(...segmentsTar.flat()))]];
     for (const entry of entries) entry.segment = 0;
   }
   const segments: SegmentRecord[] = [];
@@ -310,7 +301,7 @@ export async function writeHostileBackup(
   let gzOffset = 0;
   let tarOffset = 0;
   for (const parts of segmentsTar) {
-    const tar = concat(parts);
+    const tar = concatBytes(...parts);
     const member = new Uint8Array(zlib.gzipSync(tar));
     segments.push({
       gz_offset: gzOffset,
@@ -322,8 +313,8 @@ export async function writeHostileBackup(
     gzOffset += member.length;
     tarOffset += tar.length;
   }
-  const tar = concat(segmentsTar.flat());
-  const payload = spec.editPayload?.(concat(members)) ?? concat(members);
+  const tar = concatBytes(...segmentsTar.flat());
+  const payload = spec.editPayload?.(concatBytes(...members)) ?? concatBytes(...members);
 
   const keys = await createStreamKeys(keyring);
   const object = await readAll(bytesStream(payload).pipeThrough(encryptStream(keys)));
