@@ -256,7 +256,7 @@ function contiguousRuns(indexes: number[], segments: SegmentRecord[]): SegmentRe
   return runs;
 }
 
-/** Tar bytes decrypted and decompressed ahead while files are being written. */
+/** Bytes a stage may run ahead of the next: decryption and gunzip go on while files are written. */
 const READ_AHEAD = 8 << 20;
 
 /** Lets the stages before it run up to READ_AHEAD bytes ahead of the stage after it. */

@@ -281,8 +281,13 @@ export function ensureParentDirectory(
   relativePath: string,
   platform: Platform = currentPlatform,
 ): Promise<string> {
+  return ensureDirectory(outDir, parentOf(relativePath), platform);
+}
+
+/** The relative_path of the folder holding `relativePath` ("" at the top). */
+export function parentOf(relativePath: string): string {
   const cut = relativePath.lastIndexOf("/");
-  return ensureDirectory(outDir, cut < 0 ? "" : relativePath.slice(0, cut), platform);
+  return cut < 0 ? "" : relativePath.slice(0, cut);
 }
 
 /** True if something (a file, directory or symlink, followed or not) is at `target`. */
@@ -313,8 +318,7 @@ export function pathExistsSync(
   options: { symlinks?: boolean } = {},
 ): boolean {
   const onDisk = osPath(target, platform);
-  if (existsSync(onDisk)) return true;
-  if (!options.symlinks) return false;
+  if (!options.symlinks) return existsSync(onDisk);
   try {
     Deno.lstatSync(onDisk);
     return true;

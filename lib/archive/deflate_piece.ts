@@ -23,9 +23,9 @@ const INCOMPRESSIBLE_RATIO = 0.95;
  * deflate that every gzip reader reads, at the speed of a copy.
  *
  * One native deflate state per level (zlib_handle.ts) is reset and reused,
- * writing into one scratch buffer: `zlib.deflateRawSync` would allocate a state and several
- * output buffers per call, garbage that V8 lets pile up to ~64 MiB per thread
- * before it collects.
+ * writing into one scratch buffer: `zlib.deflateRawSync` would allocate a
+ * state and several output buffers per call, garbage that V8 lets pile up to
+ * ~64 MiB per thread before it collects.
  */
 export class PieceCompressor {
   readonly #streams = new Map<number, NativeZlib>();

@@ -21,6 +21,7 @@ import {
   ensureParentDirectory,
   foldedNameClashes,
   osPath,
+  parentOf,
   pathExists,
   pathExistsSync,
   type Platform,
@@ -215,8 +216,7 @@ export class Extractor {
 
   async #writeFile(entry: TarEntry, listed: CatalogEntry): Promise<void> {
     const target = resolveInside(this.#options.outDir, listed.relative_path, this.#platform);
-    const cut = listed.relative_path.lastIndexOf("/");
-    const directory = await this.#directory(cut < 0 ? "" : listed.relative_path.slice(0, cut));
+    const directory = await this.#directory(parentOf(listed.relative_path));
     // A short name of its own: the real name may already be at the 255-byte limit.
     const temporary = path.join(directory, `.intellistor-${crypto.randomUUID()}.partial`);
     if (listed.size <= WHOLE_WRITE_LIMIT) {
