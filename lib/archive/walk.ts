@@ -129,18 +129,14 @@ export async function* walkSources(
     try {
       info = await fs.stat(osPath(root, platform));
     } catch (error) {
-      options.warn({ path: root, message: describeIoError(error, platform), skipped: true });
+      leaveOut(options, root, describeIoError(error, platform));
       continue;
     }
     const rootName = sourceRootName(root, platform);
     if (!info.isDirectory || several) {
       const entry = toEntry(rootName, root, info, platform);
       if (entry === undefined) {
-        options.warn({
-          path: root,
-          message: "not a regular file, directory or symlink",
-          skipped: true,
-        });
+        leaveOut(options, root, NOT_ARCHIVABLE);
         continue;
       }
       if (options.excluded?.(entry.relativePath)) continue;
@@ -191,7 +187,7 @@ async function* walkDirectory(
       names.push(item.name);
     }
   } catch (error) {
-    options.warn({ path: directory, message: describeIoError(error, platform), skipped: true });
+    leaveOut(options, directory, describeIoError(error, platform));
     return;
   }
   // Sorted (by UTF-16 code unit): the archive's order is reproducible.
@@ -202,11 +198,11 @@ async function* walkDirectory(
     const openPath = osPath(absolutePath, platform, { literal: literalHere });
     if (name.includes("\uFFFD")) {
       // The OS gave a name that is not valid UTF-8; it cannot be opened by this name.
-      options.warn({
-        path: absolutePath,
-        message: "name is not valid UTF-8 (a legacy encoding?); it cannot be backed up",
-        skipped: true,
-      });
+      leaveOut(
+        options,
+        absolutePath,
+        "name is not valid UTF-8 (a legacy encoding?); it cannot be backed up",
+      );
       continue;
     }
     const relativePath = relativeDir === "" ? name : `${relativeDir}/${name}`;
@@ -215,31 +211,19 @@ async function* walkDirectory(
     try {
       info = fs.lstat(openPath);
     } catch (error) {
-      options.warn({
-        path: absolutePath,
-        message: describeIoError(error, platform),
-        skipped: true,
-      });
+      leaveOut(options, absolutePath, describeIoError(error, platform));
       continue;
     }
     const entry = toEntry(relativePath, absolutePath, info, platform);
     if (entry === undefined) {
-      options.warn({
-        path: absolutePath,
-        message: "not a regular file, directory or symlink",
-        skipped: true,
-      });
+      leaveOut(options, absolutePath, NOT_ARCHIVABLE);
       continue;
     }
     if (entry.type === "symlink") {
       try {
         entry.link = await fs.readLink(openPath);
       } catch (error) {
-        options.warn({
-          path: absolutePath,
-          message: describeIoError(error, platform),
-          skipped: true,
-        });
+        leaveOut(options, absolutePath, describeIoError(error, platform));
         continue;
       }
     }
@@ -249,6 +233,13 @@ async function* walkDirectory(
       yield* walkDirectory(absolutePath, relativePath, literalHere, context);
     }
   }
+}
+
+const NOT_ARCHIVABLE = "not a regular file, directory or symlink";
+
+/** Warns that `path` is left out of the backup (the walk goes on). */
+function leaveOut(options: WalkOptions, path: string, message: string): void {
+  options.warn({ path, message, skipped: true });
 }
 
 function toEntry(

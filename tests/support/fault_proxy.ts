@@ -47,13 +47,25 @@ export function describeRequest(request: Request, index: number): ProxiedRequest
   };
 }
 
+/** Sends `request` on to the S3 server at `upstream`, as it came. */
+export function forward(request: Request, upstream: string): Promise<Response> {
+  const url = new URL(request.url);
+  const headers = new Headers(request.headers);
+  headers.delete("host");
+  return fetch(new URL(url.pathname + url.search, upstream), {
+    method: request.method,
+    headers,
+    body: request.body,
+    redirect: "manual",
+  });
+}
+
 export function startFaultProxy(upstream: string, rule: FaultRule): FaultProxy {
   const log: FaultProxy["log"] = [];
   let index = 0;
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     async (request) => {
-      const url = new URL(request.url);
       const seen = describeRequest(request, ++index);
       const fault = rule(seen);
       log.push({ ...seen, fault: fault?.kind });
@@ -67,14 +79,7 @@ export function startFaultProxy(upstream: string, rule: FaultRule): FaultProxy {
         );
       }
       if (fault?.kind === "stall") await new Promise((r) => setTimeout(r, fault.ms));
-      const headers = new Headers(request.headers);
-      headers.delete("host");
-      const response = await fetch(new URL(url.pathname + url.search, upstream), {
-        method: request.method,
-        headers,
-        body: request.body,
-        redirect: "manual",
-      });
+      const response = await forward(request, upstream);
       if (fault?.kind === "cut" || fault?.kind === "drop") {
         const limit = fault.kind === "drop" ? 0 : fault.afterBytes;
         return new Response(cutShort(response.body, limit), {

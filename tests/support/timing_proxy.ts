@@ -8,7 +8,7 @@
  * back after the server answered (the part is stored, the client does not know
  * yet), for a time or until something else has happened.
  */
-import { describeRequest, type ProxiedRequest } from "./fault_proxy.ts";
+import { describeRequest, forward, type ProxiedRequest } from "./fault_proxy.ts";
 
 /** One request as seen by the proxy. */
 export interface TimedRequest extends ProxiedRequest {
@@ -120,7 +120,6 @@ export function startTimingProxy(upstream: string, options: TimingProxyOptions =
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     async (request) => {
-      const url = new URL(request.url);
       const seen: TimedRequest = {
         ...describeRequest(request, ++index),
         bytes: Number(request.headers.get("content-length") ?? 0),
@@ -132,14 +131,7 @@ export function startTimingProxy(upstream: string, options: TimingProxyOptions =
       highest.set(operation, Math.max(proxy.maxInFlight(operation), proxy.inFlight(operation)));
       notify({ type: "arrived", request: seen });
       try {
-        const headers = new Headers(request.headers);
-        headers.delete("host");
-        const response = await fetch(new URL(url.pathname + url.search, upstream), {
-          method: request.method,
-          headers,
-          body: request.body,
-          redirect: "manual",
-        });
+        const response = await forward(request, upstream);
         seen.status = response.status;
         await options.hold?.(seen, proxy);
         return new Response(response.body, { status: response.status, headers: response.headers });
