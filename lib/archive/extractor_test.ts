@@ -64,6 +64,21 @@ function build(entries: HostileEntry[]): { tar: Uint8Array; known: Map<string, C
   return { tar, known };
 }
 
+/** An Extractor for every entry of `known`, restoring into `out`. */
+function extractorFor(
+  out: string,
+  known: Map<string, CatalogEntry>,
+  options: { platform?: "posix" | "windows"; overwrite?: boolean } = {},
+): Extractor {
+  return new Extractor({
+    outDir: out,
+    known,
+    selected: new Set(known.keys()),
+    overwrite: options.overwrite ?? false,
+    platform: options.platform ?? "posix",
+  });
+}
+
 async function extract(
   entries: HostileEntry[],
   setup?: (out: string, outside: string) => Promise<void>,
@@ -76,13 +91,7 @@ async function extract(
   await Deno.mkdir(outside);
   await setup?.(out, outside);
   const { tar, known } = build(entries);
-  const extractor = new Extractor({
-    outDir: out,
-    known,
-    selected: new Set(known.keys()),
-    overwrite: options.overwrite ?? false,
-    platform: options.platform ?? "posix",
-  });
+  const extractor = extractorFor(out, known, options);
   await extractor.consume(parseTar(ReadableStream.from([tar])));
   await extractor.finish();
   const outsideEntries = [...Deno.readDirSync(outside)].map((e) => e.name);
@@ -175,13 +184,7 @@ Deno.test("Extractor stops on a truncated archive without a partial file under i
   const { tar, known } = build([{ path: "big.txt", type: "file", data: "x".repeat(5000) }]);
   const out = await Deno.makeTempDir();
   try {
-    const extractor = new Extractor({
-      outDir: out,
-      known,
-      selected: new Set(known.keys()),
-      overwrite: false,
-      platform: "posix",
-    });
+    const extractor = extractorFor(out, known);
     await assert.rejects(
       extractor.consume(parseTar(ReadableStream.from([tar.subarray(0, 2048)]))),
       (e) => e instanceof IntellistorError && e.code === "INTEGRITY",
@@ -285,13 +288,7 @@ Deno.test("after the up-front check, names that may clash by case are still look
       { path: "A.TXT", type: "file", data: "upper" },
       { path: "b.txt", type: "file", data: "b" },
     ]);
-    const extractor = new Extractor({
-      outDir: out,
-      known,
-      selected: new Set(known.keys()),
-      overwrite: false,
-      platform: "posix",
-    });
+    const extractor = extractorFor(out, known);
     extractor.refuseExistingOutput(); // --out does not exist yet: nothing to refuse
     await Deno.mkdir(out);
     // Appears after the check, as the second spelling would on a case-insensitive volume.
@@ -319,13 +316,7 @@ Deno.test("refuseExistingOutput names the selected files already in --out", asyn
       { path: "d", type: "dir" },
       { path: "d/new.txt", type: "file", data: "n" },
     ]);
-    const extractor = new Extractor({
-      outDir: out,
-      known,
-      selected: new Set(known.keys()),
-      overwrite: false,
-      platform: "posix",
-    });
+    const extractor = extractorFor(out, known);
     assert.throws(
       () => extractor.refuseExistingOutput(),
       (error: unknown) =>
