@@ -35,7 +35,7 @@ import { decryptStream, HEADER_SIZE, openHeader, type StreamKeys } from "../lib/
 import { type ErrorCode, IntellistorError } from "../lib/errors.ts";
 import { canonicalJson, openManifest, parseManifest, type SealedContent } from "../lib/manifest.ts";
 import { readPolicy, renderPolicyYaml, validatePolicy } from "../lib/policy/policy.ts";
-import { runRestore } from "../lib/restore.ts";
+import { type RestoreResult, runRestore } from "../lib/restore.ts";
 import {
   type Arena,
   assertContained,
@@ -731,15 +731,7 @@ Deno.test("fuzz: encrypted objects in a LocalStorage → runRestore (full and se
       await replaceStored(backup, backup.key, mutated);
       await emptyOut(arena);
       try {
-        const result = await withTimeout(CASE_TIMEOUT_MS, (signal) =>
-          runRestore({
-            storage: backup.storage,
-            keyring: backup.keyring,
-            key: backup.key,
-            outDir: arena.out,
-            only,
-            signal,
-          }));
+        const result = await restoreCase(backup, arena, only);
         campaign.outcome(`restored (${result.integrity})`);
         assert.equal(
           result.integrity,
@@ -850,6 +842,19 @@ async function openManifestText(
   }
 }
 
+/** One fuzz case's restore of `backup` into the arena, with the case time limit. */
+function restoreCase(backup: HostileBackup, arena: Arena, only?: string[]): Promise<RestoreResult> {
+  return withTimeout(CASE_TIMEOUT_MS, (signal) =>
+    runRestore({
+      storage: backup.storage,
+      keyring: backup.keyring,
+      key: backup.key,
+      outDir: arena.out,
+      only,
+      signal,
+    }));
+}
+
 async function restoreWithManifest(
   campaign: Campaign,
   arena: Arena,
@@ -860,14 +865,7 @@ async function restoreWithManifest(
   await replaceStored(backup, backup.manifestKey, manifestBytes);
   await emptyOut(arena);
   try {
-    await withTimeout(CASE_TIMEOUT_MS, (signal) =>
-      runRestore({
-        storage: backup.storage,
-        keyring: backup.keyring,
-        key: backup.key,
-        outDir: arena.out,
-        signal,
-      }));
+    await restoreCase(backup, arena);
     campaign.outcome("restored");
     assert.equal(
       meaning(new TextDecoder().decode(manifestBytes)),
@@ -933,15 +931,7 @@ Deno.test("fuzz: sealed manifest content written with the key → runRestore", a
       await resealManifest(backup, mutated as unknown as SealedContent);
       await emptyOut(arena);
       try {
-        const result = await withTimeout(CASE_TIMEOUT_MS, (signal) =>
-          runRestore({
-            storage: backup.storage,
-            keyring: backup.keyring,
-            key: backup.key,
-            outDir: arena.out,
-            only,
-            signal,
-          }));
+        const result = await restoreCase(backup, arena, only);
         campaign.outcome(`restored (${result.integrity})`);
         assert.ok(Array.isArray(result.failures), "result without failures");
       } catch (error) {
@@ -1021,15 +1011,7 @@ Deno.test("fuzz: tar content written with the key → runRestore", async () => {
       });
       await emptyOut(arena);
       try {
-        const result = await withTimeout(CASE_TIMEOUT_MS, (signal) =>
-          runRestore({
-            storage: backup.storage,
-            keyring: backup.keyring,
-            key: backup.key,
-            outDir: arena.out,
-            only,
-            signal,
-          }));
+        const result = await restoreCase(backup, arena, only);
         campaign.outcome(`restored (${result.integrity})`);
       } catch (error) {
         if (error instanceof assert.AssertionError) throw error;
