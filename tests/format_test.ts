@@ -37,6 +37,7 @@ import { validatePolicy } from "../lib/policy/policy.ts";
 import { runRestore } from "../lib/restore.ts";
 import { LocalStorage } from "../lib/storage/local.ts";
 import { readAll } from "../lib/streams.ts";
+import type { ExpectedEntry } from "./fixtures/make_fixtures.ts";
 import { makeSampleTree, pseudoRandomBytes } from "./support/tree.ts";
 import { withTempDir } from "./support/temp.ts";
 
@@ -66,16 +67,6 @@ const FAIL_FIXTURES = [
   "fail_wrong_key",
   "fail_wrong_passphrase",
 ];
-
-interface ExpectedEntry {
-  relative_path: string;
-  type: "file" | "dir" | "symlink";
-  size: number;
-  mode: number;
-  mtime: number;
-  sha256?: string;
-  link?: string;
-}
 
 interface GoodExpected {
   fixture: string;
