@@ -1,5 +1,6 @@
 /**
- * `deno task bench [--size small|medium|many-small|large | --data DIR] [--json FILE] [--keep]`
+ * `deno task bench [--size small|medium|many-small|large | --data DIR] [--runs N] [--json FILE]
+ *   [--keep]`
  * `deno task bench --memory-scaling [--json FILE] [--keep]`
  *
  * Benchmarks our backup / restore (the CLI, as a subprocess, to a local store) against
@@ -17,16 +18,20 @@
  *   1 MiB file is measured against its target (≤ 8 MiB downloaded, ≤ 2 s). For smaller backups
  *   the line says that the target does not apply.
  *
- * Each run measures, in order: `intellistor --help` start-up (median of 7), our backup, our full
- * restore (whose tree is compared with the source: file count and bytes), our selective restore,
- * then tar and restic. A large run takes several minutes on 2 cores, most of it in our backup and
- * restore, tar -czf and restic.
+ * A run measures `intellistor --help` start-up (median of 7), then `--runs` rounds (3 by default).
+ * A round runs each tool once: our backup, full restore (whose tree is compared with the source:
+ * file count and bytes) and selective restore; tar -czf and -xzf; restic backup and restore into a
+ * new repository. The tools take turns going first. The table shows each operation's median wall
+ * time and highest peak RSS, the targets each round's ratio too: on a shared machine one round can
+ * be disturbed (file creation time on the test machines' disk varies several-fold from minute to
+ * minute). A large run takes about 10 minutes per round on 2 cores.
  *
  * `--memory-scaling` instead checks that our peak RSS does not grow with the data: it generates
  * the scaled mix at 256 MiB and at 2 GiB (same shape: files and bytes both × 8), runs only our
  * backup and full restore on each (no tar, no restic, no selective restore, no start-up), and
  * prints both peak RSS values and their ratio (targets: both ≤ 200 MiB, 2 GiB within 20% of
- * 256 MiB). It takes a few minutes, nearly all of it in the 2 GiB backup and restore.
+ * 256 MiB). It runs once (no rounds) and takes a few minutes, nearly all of it in the 2 GiB
+ * backup and restore.
  */
 import { V8_FLAGS } from "../../lib/runtime_flags.ts";
 import path from "node:path";
@@ -52,11 +57,31 @@ const RSS_GROWTH_TARGET = 1.2;
 interface Measured {
   tool: string;
   operation: string;
+  /** The median of the runs' wall times (the only run's in --memory-scaling). */
   wall_s: number;
+  /** Every run's wall time, in the order run. */
+  wall_s_runs: number[];
   mb_per_s: number;
   files_per_s: number;
+  /** The highest of the runs' peak RSS. */
   peak_rss_mib: number | null;
   size_bytes: number | null;
+}
+
+/** One run of one tool's operation. */
+interface Sample {
+  wall_s: number;
+  rss_mib: number | null;
+  size_bytes: number | null;
+}
+
+interface SelectiveRun {
+  file_bytes: number;
+  restored: number;
+  downloaded_bytes: number;
+  backup_bytes: number;
+  wall_s: number;
+  peak_rss_mib: number | null;
 }
 
 interface RunResult {
@@ -71,6 +96,7 @@ const { values: flags } = parseArgs({
     data: { type: "string" },
     size: { type: "string" },
     json: { type: "string" },
+    runs: { type: "string", default: "3" },
     keep: { type: "boolean", default: false },
     "memory-scaling": { type: "boolean", default: false },
   },
@@ -89,6 +115,10 @@ if (flags["memory-scaling"] && (flags.data !== undefined || flags.size !== undef
   usage("--memory-scaling generates its own trees: it takes neither --size nor --data");
 }
 const size = (flags.size ?? "medium") as Size;
+const runs = Number(flags.runs);
+if (!Number.isInteger(runs) || runs < 1) {
+  usage(`--runs must be a whole number ≥ 1, not ${flags.runs}`);
+}
 
 const hasTimeV = await canRun("/usr/bin/time", ["-v", "true"]);
 
@@ -149,14 +179,27 @@ function measured(
   stats: TreeStats,
   size: number | null,
 ): Measured {
+  return summarize(
+    tool,
+    operation,
+    [{ wall_s: r.wall_s, rss_mib: r.rss_mib, size_bytes: size }],
+    stats,
+  );
+}
+
+/** Median wall time (so one disturbed run does not decide), highest peak RSS, last size. */
+function summarize(tool: string, operation: string, runs: Sample[], stats: TreeStats): Measured {
+  const wall_s = median(runs.map((r) => r.wall_s));
+  const rss = runs.map((r) => r.rss_mib).filter((m): m is number => m !== null);
   return {
     tool,
     operation,
-    wall_s: r.wall_s,
-    mb_per_s: stats.bytes / 1e6 / r.wall_s,
-    files_per_s: stats.files / r.wall_s,
-    peak_rss_mib: r.rss_mib,
-    size_bytes: size,
+    wall_s,
+    wall_s_runs: runs.map((r) => r.wall_s),
+    mb_per_s: stats.bytes / 1e6 / wall_s,
+    files_per_s: stats.files / wall_s,
+    peak_rss_mib: rss.length > 0 ? Math.max(...rss) : null,
+    size_bytes: runs[runs.length - 1].size_bytes,
   };
 }
 
@@ -363,7 +406,6 @@ async function compare(): Promise<void> {
     } MB; selective file: ${selectRel}`,
   );
 
-  const results: Measured[] = [];
   const problems: string[] = [];
 
   // -------------------------------------------------------------- start-up
@@ -373,61 +415,71 @@ async function compare(): Promise<void> {
   for (let i = 0; i < 7; i++) startups.push((await cli(["--help"])).wall_s);
   const startupMs = median(startups) * 1000;
 
-  // -------------------------------------------------------------- ours
-  log("intellistor backup");
-  const backup = await ourBackup(data, "bench");
-  results.push(measured("intellistor", "backup", backup.run, stats, backup.storeBytes));
-
-  log("intellistor restore");
-  const restore = await ourRestore(backup.policy, backup.key, stats, problems);
-  results.push(measured("intellistor", "restore", restore.run, stats, null));
-
-  log("intellistor selective restore");
-  const selDir = path.join(work, "restore-one");
-  const selRun = await cli([
-    "restore",
-    "--policy",
-    backup.policy,
-    "--key",
-    backup.key,
-    "--out",
-    selDir,
-    "--only",
-    selectRel,
-    "--env-file",
-    envFile,
-  ]);
-  const selJson = JSON.parse(selRun.stdout);
-  const selective = {
-    file: selectRel,
-    file_bytes: selJson.bytes as number,
-    restored: selJson.restored as number,
-    downloaded_bytes: selJson.downloaded_bytes as number,
-    backup_bytes: backup.json.compressed_bytes as number,
-    wall_s: selRun.wall_s,
-    peak_rss_mib: selRun.rss_mib,
-    target_applies: false,
-  };
-  await Deno.remove(selDir, { recursive: true });
-
-  // -------------------------------------------------------------- tar
-  log("tar -czf");
-  const tarFile = path.join(work, "data.tar.gz");
-  const tarC = await run("tar", ["-czf", tarFile, "-C", data, "."]);
-  results.push(measured("tar", "backup (-czf)", tarC, stats, (await Deno.stat(tarFile)).size));
-  log("tar -xzf");
-  const tarDir = path.join(work, "restore-tar");
-  await Deno.mkdir(tarDir);
-  const tarX = await run("tar", ["-xzf", tarFile, "-C", tarDir]);
-  results.push(measured("tar", "restore (-xzf)", tarX, stats, null));
-  await Deno.remove(tarDir, { recursive: true });
-  await Deno.remove(tarFile);
-
-  // -------------------------------------------------------------- restic
+  // -------------------------------------------------------------- rounds
+  // Every round runs each tool once on the same data; the tools take turns going first, so
+  // none always meets the disk right after another's writes. Medians are reported.
   const hasRestic = await canRun("restic", ["version"]);
-  let resticVersion: string | null = null;
-  if (hasRestic) {
-    resticVersion = (await run("restic", ["version"])).stdout.trim();
+  const resticVersion = hasRestic ? (await run("restic", ["version"])).stdout.trim() : null;
+  if (!hasRestic) log("restic not on PATH: skipped");
+  const samples = new Map<string, { tool: string; operation: string; runs: Sample[] }>();
+  const record = (tool: string, operation: string, r: RunResult, size: number | null) => {
+    const key = `${tool}\0${operation}`;
+    if (!samples.has(key)) samples.set(key, { tool, operation, runs: [] });
+    samples.get(key)!.runs.push({ wall_s: r.wall_s, rss_mib: r.rss_mib, size_bytes: size });
+  };
+  const selectiveRuns: SelectiveRun[] = [];
+  const integrities: string[] = [];
+
+  const runOurs = async (round: number) => {
+    log(`intellistor backup (round ${round})`);
+    const backup = await ourBackup(data, `bench-${round}`);
+    record("intellistor", "backup", backup.run, backup.storeBytes);
+    log(`intellistor restore (round ${round})`);
+    const restore = await ourRestore(backup.policy, backup.key, stats, problems);
+    record("intellistor", "restore", restore.run, null);
+    integrities.push(restore.json.integrity as string);
+    log(`intellistor selective restore (round ${round})`);
+    const selDir = path.join(work, "restore-one");
+    const selRun = await cli([
+      "restore",
+      "--policy",
+      backup.policy,
+      "--key",
+      backup.key,
+      "--out",
+      selDir,
+      "--only",
+      selectRel,
+      "--env-file",
+      envFile,
+    ]);
+    const selJson = JSON.parse(selRun.stdout);
+    selectiveRuns.push({
+      file_bytes: selJson.bytes as number,
+      restored: selJson.restored as number,
+      downloaded_bytes: selJson.downloaded_bytes as number,
+      backup_bytes: backup.json.compressed_bytes as number,
+      wall_s: selRun.wall_s,
+      peak_rss_mib: selRun.rss_mib,
+    });
+    await Deno.remove(selDir, { recursive: true });
+    await Deno.remove(backup.store, { recursive: true });
+  };
+  const runTar = async (round: number) => {
+    log(`tar -czf (round ${round})`);
+    const tarFile = path.join(work, "data.tar.gz");
+    const tarC = await run("tar", ["-czf", tarFile, "-C", data, "."]);
+    record("tar", "backup (-czf)", tarC, (await Deno.stat(tarFile)).size);
+    log(`tar -xzf (round ${round})`);
+    const tarDir = path.join(work, "restore-tar");
+    await Deno.mkdir(tarDir);
+    const tarX = await run("tar", ["-xzf", tarFile, "-C", tarDir]);
+    record("tar", "restore (-xzf)", tarX, null);
+    await Deno.remove(tarDir, { recursive: true });
+    await Deno.remove(tarFile);
+  };
+  const runRestic = async (round: number) => {
+    // A new repository every round: a second backup into the same one would only deduplicate.
     const repo = path.join(work, "restic-repo");
     const renv = {
       ...env,
@@ -436,20 +488,34 @@ async function compare(): Promise<void> {
       RESTIC_CACHE_DIR: path.join(work, "restic-cache"),
     };
     await run("restic", ["init"], { env: renv });
-    log("restic backup");
+    log(`restic backup (round ${round})`);
     const rb = await run("restic", ["backup", "--quiet", data], { env: renv });
-    results.push(measured("restic", "backup", rb, stats, await duBytes(repo)));
-    log("restic restore");
+    record("restic", "backup", rb, await duBytes(repo));
+    log(`restic restore (round ${round})`);
     const rdir = path.join(work, "restore-restic");
     const rr = await run("restic", ["restore", "latest", "--quiet", "--target", rdir], {
       env: renv,
     });
-    results.push(measured("restic", "restore", rr, stats, null));
+    record("restic", "restore", rr, null);
     await Deno.remove(rdir, { recursive: true });
     await Deno.remove(repo, { recursive: true });
-  } else {
-    log("restic not on PATH: skipped");
+    await Deno.remove(renv.RESTIC_CACHE_DIR, { recursive: true }).catch(() => {});
+  };
+  const tools = hasRestic ? [runOurs, runTar, runRestic] : [runOurs, runTar];
+  for (let round = 1; round <= runs; round++) {
+    const shift = (round - 1) % tools.length;
+    for (const tool of [...tools.slice(shift), ...tools.slice(0, shift)]) await tool(round);
   }
+
+  const results: Measured[] = [...samples.values()].map(({ tool, operation, runs }) =>
+    summarize(tool, operation, runs, stats)
+  );
+  const selective = {
+    file: selectRel,
+    ...selectiveRuns.reduce((a, b) => (b.wall_s > a.wall_s ? b : a)),
+    wall_s_runs: selectiveRuns.map((r) => r.wall_s),
+    target_applies: false,
+  };
 
   // -------------------------------------------------------------- report
   const ours = (op: string) => results.find((r) => r.tool === "intellistor" && r.operation === op)!;
@@ -477,7 +543,13 @@ async function compare(): Promise<void> {
   const tarRestore = results.find((r) => r.operation === "restore (-xzf)")!;
   const resticBackup = results.find((r) => r.tool === "restic" && r.operation === "backup");
   const manySmall = !flags.data && size === "many-small";
-  const vsTar = (ours("backup").wall_s / tarBackup.wall_s).toFixed(2);
+  /** Ratio of the medians, and with several rounds each round's own ratio. */
+  const versus = (mine: Measured, theirs: Measured) => {
+    const each = mine.wall_s_runs.map((w, i) => (w / theirs.wall_s_runs[i]).toFixed(2));
+    const ofMedians = (mine.wall_s / theirs.wall_s).toFixed(2);
+    return each.length > 1 ? `${ofMedians} (rounds: ${each.join(", ")})` : ofMedians;
+  };
+  const vsTar = versus(ours("backup"), tarBackup);
 
   // The selective-restore target is for one ~1 MiB file from a backup of at least 1 GiB.
   const fileIsMib = selective.file_bytes >= SELECT_TARGET / 2 &&
@@ -498,18 +570,16 @@ async function compare(): Promise<void> {
       : `backup ÷ tar -czf: ${vsTar} (target ≤ 0.5)`,
     ...(resticBackup
       ? [
-        `backup ÷ restic backup: ${
-          (ours("backup").wall_s / resticBackup.wall_s).toFixed(2)
-        } (target ≤ 1)`,
+        `backup ÷ restic backup: ${versus(ours("backup"), resticBackup)} (target ≤ 1)`,
       ]
       : []),
-    `restore ÷ tar -xzf: ${(ours("restore").wall_s / tarRestore.wall_s).toFixed(2)} (target ≤ 1)`,
+    `restore ÷ tar -xzf: ${versus(ours("restore"), tarRestore)} (target ≤ 1)`,
     `peak RSS backup / restore: ${fmt(ours("backup").peak_rss_mib, 0)} / ${
       fmt(ours("restore").peak_rss_mib, 0)
     } MiB (target ≤ ${RSS_TARGET_MIB})`,
     `selective restore of ${selectRel} (${human(selective.file_bytes)}): ` +
     `${mib(selective.downloaded_bytes)} MiB downloaded of ${mib(selective.backup_bytes)} MiB, ` +
-    `${selective.wall_s.toFixed(2)} s ${selectiveTarget}`,
+    `${selective.wall_s.toFixed(2)} s${runs > 1 ? ` (slowest of ${runs})` : ""} ${selectiveTarget}`,
     `intellistor --help start-up: ${startupMs.toFixed(0)} ms median of ${startups.length} ` +
     `(target ≤ 150 ms)`,
     ...problems.map((p) => `PROBLEM: ${p}`),
@@ -520,6 +590,7 @@ async function compare(): Promise<void> {
     (flags.data ? ` (${data})` : ` (generated, --size ${size})`) +
     `; ${navigator.hardwareConcurrency} CPUs; Deno ${Deno.version.deno}` +
     (resticVersion ? `; ${resticVersion}` : "; restic not installed") +
+    `; ${runs === 1 ? "one round" : `median of ${runs} rounds`}` +
     `; MB = 10^6 bytes; wall ÷ ours > 1 means slower than ours.`,
     "",
     table,
@@ -533,8 +604,9 @@ async function compare(): Promise<void> {
     machine: machine(),
     data: { path: flags.data ? data : null, size: flags.data ? null : size, ...stats },
     restic: resticVersion,
+    rounds: runs,
     results: results.map((r) => ({ ...r, wall_vs_ours: ratio(r) })),
-    our_restore_integrity: restore.json.integrity,
+    our_restore_integrity: integrities,
     selective_restore: selective,
     startup_ms: { median: startupMs, runs: startups.map((s) => s * 1000) },
     problems,
