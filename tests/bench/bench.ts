@@ -203,7 +203,11 @@ function summarize(tool: string, operation: string, runs: Sample[], stats: TreeS
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
 const log = (msg: string) => console.error(`[bench] ${msg}`);
 const fmt = (n: number | null, digits = 1) => n === null ? "-" : n.toFixed(digits);
 const mb = (n: number | null) => n === null ? "-" : (n / 1e6).toFixed(1);
