@@ -97,21 +97,26 @@ export function tarPadding(size: number): number {
  * the byte length of the whole record including its own digits.
  */
 export function encodePaxRecord(key: string, value: string): Uint8Array {
-  const payload = encoder.encode(`${key}=${value}\n`);
-  const base = payload.length + 1; // + the space after the length
+  return encoder.encode(paxRecord(key, value));
+}
+
+function paxRecord(key: string, value: string): string {
+  const payload = `${key}=${value}\n`;
+  const base = utf8Length(payload) + 1; // + the space after the length
   // Adding the length's own digits can add a digit (e.g. 98 + 2 = 100): iterate to the fixed point.
   let length = base + 1;
   while (length !== base + String(length).length) length = base + String(length).length;
-  const record = new Uint8Array(length);
-  const prefix = encoder.encode(`${length} `);
-  record.set(prefix);
-  record.set(payload, prefix.length);
-  return record;
+  return `${length} ${payload}`;
+}
+
+function utf8Length(text: string): number {
+  return /^[\x00-\x7f]*$/.test(text) ? text.length : encoder.encode(text).length;
 }
 
 /**
  * Header blocks for one entry: optional PAX extended header ('x') blocks + the
- * ustar header block. Length is a multiple of 512.
+ * ustar header block. Length is a multiple of 512. Written into one new
+ * buffer: an archive of many small files makes one per entry.
  *
  * Throws RangeError for fields no valid entry can have (a programming error,
  * not bad user data).
@@ -138,45 +143,45 @@ export function encodeTarHeader(fields: TarHeaderFields): Uint8Array {
   const mtime = splitMtime(fields.mtimeMs);
 
   const name = type === "dir" ? `${path}/` : path;
-  const records: Uint8Array[] = [];
-  if (!fitsUstarField(name)) records.push(encodePaxRecord("path", name));
-  if (!fitsUstarField(linkname)) records.push(encodePaxRecord("linkpath", linkname));
-  if (size >= OCTAL_11_LIMIT) records.push(encodePaxRecord("size", String(size)));
+  let pax = "";
+  if (!fitsUstarField(name)) pax += paxRecord("path", name);
+  if (!fitsUstarField(linkname)) pax += paxRecord("linkpath", linkname);
+  if (size >= OCTAL_11_LIMIT) pax += paxRecord("size", String(size));
   if (mtime.fraction !== "" || mtime.seconds >= OCTAL_11_LIMIT) {
     const value = mtime.fraction === "" ? `${mtime.seconds}` : `${mtime.seconds}.${mtime.fraction}`;
-    records.push(encodePaxRecord("mtime", value));
+    pax += paxRecord("mtime", value);
   }
   const ustarSeconds = Math.min(mtime.seconds, OCTAL_11_LIMIT - 1);
-
-  const main = encodeUstarBlock({
+  const main: UstarFields = {
     name: asciiFallback(name, type === "dir"),
     mode,
     size: size < OCTAL_11_LIMIT ? size : 0,
     mtimeSeconds: ustarSeconds,
     typeflag: type === "file" ? "0" : type === "dir" ? "5" : "2",
     linkname: asciiFallback(linkname, false),
-  });
-  if (records.length === 0) return main;
+  };
+  if (pax === "") {
+    const block = new Uint8Array(TAR_BLOCK);
+    writeUstarBlock(block, 0, main);
+    return block;
+  }
 
-  const paxBody = concatBytes(...records);
-  if (paxBody.length > MAX_EXTENDED_HEADER_SIZE) {
+  const paxLength = utf8Length(pax);
+  if (paxLength > MAX_EXTENDED_HEADER_SIZE) {
     throw new RangeError(`tar: PAX header for ${JSON.stringify(path)} exceeds 1 MiB`);
   }
-  const paxHeader = encodeUstarBlock({
+  const out = new Uint8Array(TAR_BLOCK + paxLength + tarPadding(paxLength) + TAR_BLOCK);
+  writeUstarBlock(out, 0, {
     name: PAX_HEADER_DIR +
       asciiFallback(baseName(path), false).slice(0, NAME_FIELD - PAX_HEADER_DIR.length),
     mode: 0o644,
-    size: paxBody.length,
+    size: paxLength,
     mtimeSeconds: ustarSeconds,
     typeflag: "x",
     linkname: "",
   });
-  const out = new Uint8Array(
-    TAR_BLOCK + paxBody.length + tarPadding(paxBody.length) + TAR_BLOCK,
-  );
-  out.set(paxHeader, 0);
-  out.set(paxBody, TAR_BLOCK);
-  out.set(main, out.length - TAR_BLOCK);
+  encoder.encodeInto(pax, out.subarray(TAR_BLOCK, TAR_BLOCK + paxLength));
+  writeUstarBlock(out, out.length - TAR_BLOCK, main);
   return out;
 }
 
@@ -220,8 +225,9 @@ interface UstarFields {
   linkname: string; // printable ASCII, ≤ 100 bytes
 }
 
-function encodeUstarBlock(fields: UstarFields): Uint8Array {
-  const block = new Uint8Array(TAR_BLOCK);
+/** Writes one ustar header block at `at` (the bytes there must be zeros). */
+function writeUstarBlock(out: Uint8Array, at: number, fields: UstarFields): void {
+  const block = out.subarray(at, at + TAR_BLOCK);
   writeAscii(block, 0, fields.name);
   writeOctal(block, 100, 8, fields.mode);
   writeOctal(block, 108, 8, 0); // uid
@@ -237,7 +243,6 @@ function encodeUstarBlock(fields: UstarFields): Uint8Array {
   // The checksum is computed with its own field as 8 spaces; written "%06o\0 " like GNU tar.
   block.fill(0x20, 148, 156);
   writeAscii(block, 148, `${unsignedSum(block).toString(8).padStart(6, "0")}\0 `);
-  return block;
 }
 
 function writeAscii(block: Uint8Array, at: number, text: string): void {
