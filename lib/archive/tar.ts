@@ -110,7 +110,7 @@ function paxRecord(key: string, value: string): string {
 }
 
 function utf8Length(text: string): number {
-  return /^[\x00-\x7f]*$/.test(text) ? text.length : encoder.encode(text).length;
+  return /[\u0080-\uffff]/.test(text) ? encoder.encode(text).length : text.length;
 }
 
 /**
