@@ -444,7 +444,8 @@ class OrderedPipeline {
  * TransformStream: plaintext in (any chunk sizes) → header + sealed chunks out.
  * A full chunk is sealed only once the next byte arrives, so the writer knows
  * which chunk is final; empty input gives one 16-byte final chunk. Up to 4
- * chunks are encrypted concurrently; output order is preserved.
+ * chunks are encrypted concurrently; output order is preserved. Input is read
+ * in place, not copied: a chunk written to it must not change afterwards.
  * `chunksPerKey` (default 2^20) exists so tests can cross key-group boundaries.
  */
 export function encryptStream(
@@ -454,33 +455,23 @@ export function encryptStream(
   const stream = secrets(keys);
   const chunksPerKey = checkChunksPerKey(options?.chunksPerKey ?? DEFAULT_CHUNKS_PER_KEY);
   const pipeline = new OrderedPipeline();
-  let buffer = new Uint8Array(CHUNK_SIZE);
-  let filled = 0;
+  const pending = new ByteQueue();
   let index = 0;
   return new TransformStream({
     start(controller) {
       controller.enqueue(copyBytes(keys.header));
     },
     async transform(input, controller) {
-      let offset = 0;
-      while (offset < input.length) {
-        if (filled === CHUNK_SIZE) {
-          // More input follows, so this full chunk is not the final one.
-          await pipeline.push(sealChunk(stream, index++, false, buffer, chunksPerKey), controller);
-          buffer = new Uint8Array(CHUNK_SIZE);
-          filled = 0;
-        }
-        const take = Math.min(CHUNK_SIZE - filled, input.length - offset);
-        buffer.set(input.subarray(offset, offset + take), filled);
-        filled += take;
-        offset += take;
+      pending.push(input);
+      // Strictly more than one chunk: the one in front is then not final.
+      while (pending.length > CHUNK_SIZE) {
+        const plaintext = pending.take(CHUNK_SIZE);
+        await pipeline.push(sealChunk(stream, index++, false, plaintext, chunksPerKey), controller);
       }
     },
     async flush(controller) {
-      await pipeline.push(
-        sealChunk(stream, index++, true, buffer.subarray(0, filled), chunksPerKey),
-        controller,
-      );
+      const plaintext = pending.take(pending.length);
+      await pipeline.push(sealChunk(stream, index++, true, plaintext, chunksPerKey), controller);
       await pipeline.drain(controller);
     },
   });
@@ -498,7 +489,22 @@ class ByteQueue {
     this.length += bytes.length;
   }
 
+  /**
+   * The next `count` bytes: a view of the input when they lie in one piece
+   * (input is never written to once queued), otherwise a copy. A restore
+   * takes every chunk here; copying each would double its garbage.
+   */
   take(count: number): Uint8Array<ArrayBuffer> {
+    const first = this.#pieces[0];
+    if (
+      first !== undefined && first.length - this.#headOffset >= count &&
+      first.buffer instanceof ArrayBuffer
+    ) {
+      const view = first.subarray(this.#headOffset, this.#headOffset + count);
+      this.#advance(first, count);
+      this.length -= count;
+      return view as Uint8Array<ArrayBuffer>;
+    }
     const out = new Uint8Array(count);
     let filled = 0;
     while (filled < count) {
@@ -506,14 +512,18 @@ class ByteQueue {
       const take = Math.min(count - filled, head.length - this.#headOffset);
       out.set(head.subarray(this.#headOffset, this.#headOffset + take), filled);
       filled += take;
-      this.#headOffset += take;
-      if (this.#headOffset === head.length) {
-        this.#pieces.shift();
-        this.#headOffset = 0;
-      }
+      this.#advance(head, take);
     }
     this.length -= count;
     return out;
+  }
+
+  #advance(head: Uint8Array, count: number): void {
+    this.#headOffset += count;
+    if (this.#headOffset === head.length) {
+      this.#pieces.shift();
+      this.#headOffset = 0;
+    }
   }
 }
 
@@ -523,6 +533,8 @@ class ByteQueue {
  * chunk), extension (bytes after the final chunk), reordering and tampering
  * all fail with IntellistorError INTEGRITY. `onKeys` receives the keys once
  * the header is verified (the restore needs them to open the manifest).
+ * Input is read in place, not copied: a chunk written to it must not change
+ * afterwards.
  */
 export function decryptStream(
   keyring: Keyring,
