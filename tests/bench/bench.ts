@@ -21,7 +21,8 @@
  * A run measures `intellistor --help` start-up (median of 7), then `--runs` rounds (3 by default).
  * A round runs each tool once: our backup, full restore (whose tree is compared with the source:
  * file count and bytes) and selective restore; tar -czf and -xzf; restic backup and restore into a
- * new repository. The tools take turns going first. The table shows each operation's median wall
+ * new repository. The tools take turns going first, and every command starts after `sync`, so it
+ * does not pay for the previous one's writes. The table shows each operation's median wall
  * time and highest peak RSS, the targets each round's ratio too: on a shared machine one round can
  * be disturbed (file creation time on the test machines' disk varies several-fold from minute to
  * minute). A large run takes about 10 minutes per round on 2 cores.
@@ -121,6 +122,7 @@ if (!Number.isInteger(runs) || runs < 1) {
 }
 
 const hasTimeV = await canRun("/usr/bin/time", ["-v", "true"]);
+const hasSync = await canRun("sync", []);
 
 async function canRun(cmd: string, args: string[]): Promise<boolean> {
   try {
@@ -131,12 +133,17 @@ async function canRun(cmd: string, args: string[]): Promise<boolean> {
   }
 }
 
-/** Runs one command under `/usr/bin/time -v`; wall time from here, peak RSS from time. */
+/**
+ * Runs one command under `/usr/bin/time -v`; wall time from here, peak RSS from time. Dirty
+ * pages are written out first (`sync`, untimed), so that no command pays for the writes and
+ * deletions of the one before it.
+ */
 async function run(
   cmd: string,
   args: string[],
   opts: { env?: Record<string, string>; cwd?: string } = {},
 ): Promise<RunResult> {
+  if (hasSync) await new Deno.Command("sync").output();
   const timeFile = await Deno.makeTempFile({ prefix: "bench-time-" });
   const [c, a] = hasTimeV ? ["/usr/bin/time", ["-v", "-o", timeFile, cmd, ...args]] : [cmd, args];
   const started = performance.now();
