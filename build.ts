@@ -50,6 +50,18 @@ const cache = path.join(await denoDir(), "dl", "release", `v${version}`);
 let failed = false;
 /** Modules started with `new Worker(...)`; tests/docs_test.ts checks this list is complete. */
 const WORKER_MODULES = ["lib/archive/deflate_worker.ts"];
+/** Command modules, imported by computed URL (lib/cli/run.ts); checked by tests/docs_test.ts. */
+const COMMAND_MODULES = [
+  "lib/cli/policy_create.ts",
+  "lib/cli/backup.ts",
+  "lib/cli/restore.ts",
+  "lib/cli/list.ts",
+  "lib/cli/agent.ts",
+  "lib/cli/schedule.ts",
+  "lib/cli/decrypt.ts",
+  "lib/cli/key.ts",
+  "lib/cli/demo.ts",
+];
 
 for (const name of wanted) {
   const { triple, output } = targets[name];
@@ -63,8 +75,8 @@ for (const name of wanted) {
       "compile",
       "-A",
       `--v8-flags=${V8_FLAGS}`,
-      // Workers are loaded by URL at run time: the module graph does not see them.
-      ...WORKER_MODULES.flatMap((module) => ["--include", module]),
+      // Workers and commands are loaded by URL at run time: the module graph does not see them.
+      ...[...WORKER_MODULES, ...COMMAND_MODULES].flatMap((module) => ["--include", module]),
       "--target",
       triple,
       "--output",

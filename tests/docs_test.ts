@@ -49,6 +49,26 @@ Deno.test("build.ts includes every worker module in the executable", async () =>
   assert.ok(workers > 0, "found the worker modules");
 });
 
+Deno.test("build.ts includes every command module in the executable", async () => {
+  const build = await Deno.readTextFile(new URL("../build.ts", import.meta.url));
+  const listed = build.match(/const COMMAND_MODULES = \[([^\]]*)\]/)?.[1] ?? "";
+  const runTs = new URL("../lib/cli/run.ts", import.meta.url);
+  const text = await Deno.readTextFile(runTs);
+  const imported = [...text.matchAll(/commandModule<[^>]*>\("\.\/([\w.]+)"\)/g)].map((m) =>
+    `lib/cli/${m[1]}`
+  );
+  assert.ok(imported.length >= 9, `found the command modules: ${imported.join(", ")}`);
+  for (const module of imported) {
+    assert.ok(listed.includes(`"${module}"`), `${module} is missing from COMMAND_MODULES`);
+  }
+  // Nothing else may import a command module literally, or start-up resolves it again.
+  assert.doesNotMatch(
+    text,
+    /(?<!typeof )import\("\.\//,
+    "a literal dynamic import in lib/cli/run.ts",
+  );
+});
+
 async function* walkTs(dir: URL): AsyncGenerator<URL> {
   for await (const entry of Deno.readDir(dir)) {
     const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
