@@ -48,10 +48,14 @@ async function exists(file: string): Promise<boolean> {
 const version = Deno.version.deno;
 const cache = path.join(await denoDir(), "dl", "release", `v${version}`);
 let failed = false;
-/** Modules started with `new Worker(...)`; tests/docs_test.ts checks this list is complete. */
-const WORKER_MODULES = ["lib/archive/deflate_worker.ts"];
-/** Command modules, imported by computed URL (lib/cli/run.ts); checked by tests/docs_test.ts. */
-const COMMAND_MODULES = [
+/**
+ * Modules loaded by URL at run time, which deno compile's module graph does not see: workers
+ * (`new Worker(new URL(…))`) and modules imported by computed URL so that start-up does not
+ * resolve them (lib/cli/run.ts, commandModule). tests/docs_test.ts checks the list is complete.
+ */
+const RUNTIME_MODULES = [
+  "lib/archive/deflate_worker.ts",
+  "lib/storage/s3.ts",
   "lib/cli/policy_create.ts",
   "lib/cli/backup.ts",
   "lib/cli/restore.ts",
@@ -75,8 +79,7 @@ for (const name of wanted) {
       "compile",
       "-A",
       `--v8-flags=${V8_FLAGS}`,
-      // Workers and commands are loaded by URL at run time: the module graph does not see them.
-      ...[...WORKER_MODULES, ...COMMAND_MODULES].flatMap((module) => ["--include", module]),
+      ...RUNTIME_MODULES.flatMap((module) => ["--include", module]),
       "--target",
       triple,
       "--output",

@@ -36,8 +36,11 @@ export async function openStorage(policy: Policy, env: Environment): Promise<Sto
       if (name.startsWith("AWS_") && value !== undefined) Deno.env.set(name, value);
     }
   }
-  // Loaded only here: commands that never touch S3 never load the AWS SDK.
-  const { createS3Storage } = await import("./s3.ts");
+  // Loaded only here, by computed URL (see lib/cli/run.ts, commandModule): commands
+  // that never touch S3 never load the AWS SDK, nor resolve it when they start.
+  const { createS3Storage }: typeof import("./s3.ts") = await import(
+    new URL("./s3.ts", import.meta.url).href
+  );
   const storage = await createS3Storage({
     bucket,
     prefix: destination.prefix || undefined,
