@@ -25,7 +25,7 @@
  * does not pay for the previous one's writes. The table shows each operation's median wall
  * time and highest peak RSS, the targets each round's ratio too: on a shared machine one round can
  * be disturbed (file creation time on the test machines' disk varies several-fold from minute to
- * minute). A large run takes about 10 minutes per round on 2 cores.
+ * minute). A large run of 3 rounds takes about 7 minutes on 2 cores, a medium one 1.5 minutes.
  *
  * `--memory-scaling` instead checks that our peak RSS does not grow with the data: it generates
  * the scaled mix at 256 MiB and at 2 GiB (same shape: files and bytes both × 8), runs only our
