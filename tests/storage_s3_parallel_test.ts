@@ -301,67 +301,66 @@ Deno.test(
 Deno.test(
   "runBackup of incompressible data to S3 keeps several parts in flight, and goes on while one part is slow",
   leakChecks,
-  async () => {
-    const dataSize = 24 * MiB;
-    const work = await Deno.makeTempDir({ prefix: "intellistor-parallel-" });
-    const server = await startS3Server();
-    let part1Held = { othersAnswered: 0 };
-    const proxy = startTimingProxy(server.endpoint, {
-      hold(request, proxy) {
-        if (!isUploadPart(request)) return undefined;
-        if (request.part !== 1) return proxy.sleep(partDelayMs);
-        const before = proxy.answered("UploadPart");
-        return proxy.until(() => proxy.answered("UploadPart") - before >= 3, holdCapMs).then(
-          () => {
-            part1Held = { othersAnswered: proxy.answered("UploadPart") - before };
-          },
+  () =>
+    withServer(async (server) => {
+      const dataSize = 24 * MiB;
+      const work = await Deno.makeTempDir({ prefix: "intellistor-parallel-" });
+      let part1Held = { othersAnswered: 0 };
+      const proxy = startTimingProxy(server.endpoint, {
+        hold(request, proxy) {
+          if (!isUploadPart(request)) return undefined;
+          if (request.part !== 1) return proxy.sleep(partDelayMs);
+          const before = proxy.answered("UploadPart");
+          return proxy.until(() => proxy.answered("UploadPart") - before >= 3, holdCapMs).then(
+            () => {
+              part1Held = { othersAnswered: proxy.answered("UploadPart") - before };
+            },
+          );
+        },
+      });
+      let storage: Storage | undefined;
+      try {
+        const source = path.join(work, "source");
+        await Deno.mkdir(source);
+        await Deno.writeFile(path.join(source, "random.bin"), pseudoRandomBytes(dataSize, 7));
+        await Deno.writeTextFile(path.join(source, "notes.txt"), "parallel parts\n");
+        storage = await createS3Storage({
+          bucket: server.bucket,
+          endpoint: proxy.endpoint,
+          credentials: s3rverCredentials,
+          partSize,
+          // queueSize: the product's default.
+        });
+        const keyring = keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() });
+        const policy = validatePolicy({ id: "parallel", paths: [source] }, "test policy");
+        const backup = await runBackup({ policy, storage, keyring });
+        assert.deepEqual(backup.warnings, []);
+        assert.ok(backup.compressed_bytes >= dataSize, "random data does not compress");
+
+        const parts = proxy.log.filter(isUploadPart);
+        const maxInFlight = proxy.maxInFlight("UploadPart");
+        assert.equal(parts.length, Math.ceil(backup.compressed_bytes / partSize));
+        assert.ok(parts.every((part) => part.status === 200), "no part failed or was retried");
+        assert.ok(maxInFlight >= 2, `at most ${maxInFlight} UploadPart in flight at once`);
+        assert.ok(maxInFlight <= 4, `${maxInFlight} UploadPart in flight: more than queueSize`);
+        assert.ok(
+          part1Held.othersAnswered >= 3,
+          `only ${part1Held.othersAnswered} other parts were stored while part 1 was held`,
         );
-      },
-    });
-    let storage: Storage | undefined;
-    try {
-      const source = path.join(work, "source");
-      await Deno.mkdir(source);
-      await Deno.writeFile(path.join(source, "random.bin"), pseudoRandomBytes(dataSize, 7));
-      await Deno.writeTextFile(path.join(source, "notes.txt"), "parallel parts\n");
-      storage = await createS3Storage({
-        bucket: server.bucket,
-        endpoint: proxy.endpoint,
-        credentials: s3rverCredentials,
-        partSize,
-        // queueSize: the product's default.
-      });
-      const keyring = keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() });
-      const policy = validatePolicy({ id: "parallel", paths: [source] }, "test policy");
-      const backup = await runBackup({ policy, storage, keyring });
-      assert.deepEqual(backup.warnings, []);
-      assert.ok(backup.compressed_bytes >= dataSize, "random data does not compress");
 
-      const parts = proxy.log.filter(isUploadPart);
-      const maxInFlight = proxy.maxInFlight("UploadPart");
-      assert.equal(parts.length, Math.ceil(backup.compressed_bytes / partSize));
-      assert.ok(parts.every((part) => part.status === 200), "no part failed or was retried");
-      assert.ok(maxInFlight >= 2, `at most ${maxInFlight} UploadPart in flight at once`);
-      assert.ok(maxInFlight <= 4, `${maxInFlight} UploadPart in flight: more than queueSize`);
-      assert.ok(
-        part1Held.othersAnswered >= 3,
-        `only ${part1Held.othersAnswered} other parts were stored while part 1 was held`,
-      );
-
-      // Parts stored out of order still make a backup that restores exactly.
-      const restored = await runRestore({
-        storage,
-        keyring,
-        key: backup.key_backup,
-        outDir: path.join(work, "out"),
-      });
-      assert.equal(restored.integrity, "ok", JSON.stringify(restored.failures));
-      await assertSameTree(source, path.join(work, "out"));
-    } finally {
-      await storage?.close();
-      await proxy.stop();
-      await server.stop();
-      await Deno.remove(work, { recursive: true });
-    }
-  },
+        // Parts stored out of order still make a backup that restores exactly.
+        const restored = await runRestore({
+          storage,
+          keyring,
+          key: backup.key_backup,
+          outDir: path.join(work, "out"),
+        });
+        assert.equal(restored.integrity, "ok", JSON.stringify(restored.failures));
+        await assertSameTree(source, path.join(work, "out"));
+      } finally {
+        await storage?.close();
+        await proxy.stop();
+        await Deno.remove(work, { recursive: true });
+      }
+    }),
 );
