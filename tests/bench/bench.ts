@@ -220,6 +220,9 @@ const fmt = (n: number | null, digits = 1) => n === null ? "-" : n.toFixed(digit
 const mb = (n: number | null) => n === null ? "-" : (n / 1e6).toFixed(1);
 const mib = (n: number) => (n / MIB).toFixed(2);
 const human = (n: number) => n >= MIB ? `${mib(n)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
+/** What a run prints: a header line, the table, and the targets as a list. */
+const report = (header: string, table: string, targets: string[]) =>
+  [header, "", table, "", ...targets.map((t) => `- ${t}`)].join("\n");
 const markdownTable = (header: string[], rows: string[][]) =>
   [header, header.map(() => "---"), ...rows].map((cells) => `| ${cells.join(" | ")} |`).join("\n");
 const machine = () => ({
@@ -376,14 +379,12 @@ async function memoryScaling(): Promise<void> {
   );
   if (!hasTimeV) targets.push("/usr/bin/time -v is not available: no peak RSS was measured");
   targets.push(...problems.map((p) => `PROBLEM: ${p}`));
-  const summary = [
+  const summary = report(
     `Memory scaling: our backup and restore of the generated mix at 256 MiB and at 2 GiB; ` +
-    `${navigator.hardwareConcurrency} CPUs; Deno ${Deno.version.deno}; MB = 10^6 bytes.`,
-    "",
+      `${navigator.hardwareConcurrency} CPUs; Deno ${Deno.version.deno}; MB = 10^6 bytes.`,
     table,
-    "",
-    ...targets.map((t) => `- ${t}`),
-  ].join("\n");
+    targets,
+  );
   await finish({
     date: new Date().toISOString(),
     mode: "memory-scaling",
@@ -596,18 +597,16 @@ async function compare(): Promise<void> {
     ...problems.map((p) => `PROBLEM: ${p}`),
   ];
 
-  const summary = [
+  const summary = report(
     `Data: ${stats.files} files, ${(stats.bytes / 1e6).toFixed(1)} MB` +
-    (flags.data ? ` (${data})` : ` (generated, --size ${size})`) +
-    `; ${navigator.hardwareConcurrency} CPUs; Deno ${Deno.version.deno}` +
-    (resticVersion ? `; ${resticVersion}` : "; restic not installed") +
-    `; ${runs === 1 ? "one round" : `median of ${runs} rounds`}` +
-    `; MB = 10^6 bytes; wall ÷ ours > 1 means slower than ours.`,
-    "",
+      (flags.data ? ` (${data})` : ` (generated, --size ${size})`) +
+      `; ${navigator.hardwareConcurrency} CPUs; Deno ${Deno.version.deno}` +
+      (resticVersion ? `; ${resticVersion}` : "; restic not installed") +
+      `; ${runs === 1 ? "one round" : `median of ${runs} rounds`}` +
+      `; MB = 10^6 bytes; wall ÷ ours > 1 means slower than ours.`,
     table,
-    "",
-    ...targets.map((t) => `- ${t}`),
-  ].join("\n");
+    targets,
+  );
 
   await finish({
     date: new Date().toISOString(),
