@@ -13,6 +13,8 @@ import type { BackupWarning, CatalogEntry, SegmentRecord } from "./archive/catal
 import { manifestKey, type StreamKeys } from "./crypto/stream.ts";
 import { integrityError, IntellistorError } from "./errors.ts";
 import { assertStorageKey } from "./storage/storage_rules.ts";
+import { NativeZlib } from "./archive/zlib_handle.ts";
+import { batchedPieces, jsonPieces, parseJsonChunks } from "./large_json.ts";
 
 export const MANIFEST_FORMAT = "intellistor-manifest/1";
 export const OBJECT_NAME = "backup.tar.gz.enc";
@@ -87,7 +89,9 @@ export async function sealManifest(
 ): Promise<Manifest> {
   const key = await manifestKey(keys);
   const nonce = crypto.getRandomValues(new Uint8Array(12));
-  const plaintext = new Uint8Array(zlib.gzipSync(encoder.encode(JSON.stringify(content))));
+  // Written and read in pieces (lib/large_json.ts): the JSON of millions of
+  // entries is larger than the largest string V8 can hold.
+  const plaintext = gzipPieces(batchedPieces(jsonPieces(content)));
   const ciphertext = new Uint8Array(
     await crypto.subtle.encrypt(
       {
@@ -142,7 +146,9 @@ export async function openManifest(manifest: Manifest, keys: StreamKeys): Promis
   if (manifest.object.stream_id !== streamIdHex) {
     throw integrityError("The manifest does not belong to this backup object (stream id differs)");
   }
-  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(manifest.sealed)) {
+  // Padded base64. (A regular expression with a repeated group overflows the
+  // stack on the tens of megabytes sealing millions of entries takes.)
+  if (manifest.sealed.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(manifest.sealed)) {
     throw integrityError("The manifest's sealed part is not base64");
   }
   const blob = Buffer.from(manifest.sealed, "base64");
@@ -167,7 +173,7 @@ export async function openManifest(manifest: Manifest, keys: StreamKeys): Promis
   }
   let content: SealedContent;
   try {
-    content = JSON.parse(new TextDecoder().decode(zlib.gunzipSync(plaintext)));
+    content = parseJsonChunks(gunzipChunks(plaintext)) as SealedContent;
   } catch {
     throw integrityError("The manifest's sealed part is not gzip-compressed JSON");
   }
@@ -180,6 +186,60 @@ export async function openManifest(manifest: Manifest, keys: StreamKeys): Promis
     throw integrityError("The manifest's sealed part disagrees with its public part");
   }
   return content;
+}
+
+/** One gzip member (Node's zlib defaults) of the UTF-8 text of `pieces`. */
+function gzipPieces(pieces: Iterable<string>): Uint8Array<ArrayBuffer> {
+  const deflater = new NativeZlib(zlib.createGzip());
+  const parts: Uint8Array<ArrayBuffer>[] = [];
+  let output = new Uint8Array(64 << 10);
+  let used = 0;
+  const compress = (input: Uint8Array, flush: number) => {
+    let inputOffset = 0;
+    for (;;) {
+      const room = output.length - used;
+      const { outputLeft, inputLeft } = deflater.write(flush, input, inputOffset, output, used);
+      used += room - outputLeft;
+      inputOffset = input.length - inputLeft;
+      // Room left over: zlib has taken all of the input (and, finishing, written all).
+      if (outputLeft !== 0) return;
+      parts.push(output);
+      output = new Uint8Array(output.length);
+      used = 0;
+    }
+  };
+  for (const piece of pieces) compress(encoder.encode(piece), zlib.constants.Z_NO_FLUSH);
+  compress(new Uint8Array(0), zlib.constants.Z_FINISH);
+  parts.push(output.subarray(0, used));
+  const whole = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    whole.set(part, offset);
+    offset += part.length;
+  }
+  return whole;
+}
+
+/**
+ * Gunzips `data` (every member, like zlib.gunzipSync) into one reused buffer,
+ * yielded as it fills: the next chunk overwrites the previous one.
+ */
+function* gunzipChunks(data: Uint8Array): Generator<Uint8Array> {
+  const inflater = new NativeZlib(zlib.createGunzip());
+  const output = new Uint8Array(256 << 10);
+  let inputOffset = 0;
+  for (;;) {
+    const { outputLeft, inputLeft } = inflater.write(
+      zlib.constants.Z_FINISH,
+      data,
+      inputOffset,
+      output,
+      0,
+    );
+    inputOffset = data.length - inputLeft;
+    if (outputLeft < output.length) yield output.subarray(0, output.length - outputLeft);
+    if (outputLeft !== 0) return;
+  }
 }
 
 /**

@@ -1,0 +1,167 @@
+/**
+ * Manifests of many entries (docs/FORMAT.md §6.2): sealed and opened in
+ * pieces, because the JSON of about two million entries is longer than the
+ * longest string V8 can hold. The default count keeps the suite fast;
+ * `test:stress` sets INTELLISTOR_MANIFEST_ENTRIES above that limit, and the
+ * test then checks that the whole document could not have been one string.
+ *
+ * Also: the sealed plaintext stays what every v1 reader reads (one gzip
+ * member of `JSON.stringify`), and what another writer may seal (several gzip
+ * members, indented JSON) still opens.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import zlib from "node:zlib";
+import type { CatalogEntry } from "../lib/archive/catalog.ts";
+import { generateRootKey, keyringFromEnv } from "../lib/crypto/keys.ts";
+import { createStreamKeys, manifestKey, type StreamKeys } from "../lib/crypto/stream.ts";
+import {
+  canonicalJson,
+  type Manifest,
+  MANIFEST_FORMAT,
+  openManifest,
+  type PublicManifest,
+  type SealedContent,
+  sealManifest,
+} from "../lib/manifest.ts";
+
+const ENTRIES = Number(Deno.env.get("INTELLISTOR_MANIFEST_ENTRIES") ?? "20000");
+const encoder = new TextEncoder();
+
+async function sample(count: number): Promise<
+  { keys: StreamKeys; publicManifest: PublicManifest; content: SealedContent }
+> {
+  const keys = await createStreamKeys(keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() }));
+  const streamId = Buffer.from(keys.streamId).toString("hex");
+  const entries: CatalogEntry[] = [];
+  for (let i = 0; i < count; i++) {
+    const name = `srv/d${Math.floor(i / 1000)}/file-${i}.txt`;
+    entries.push({
+      relative_path: name,
+      type: "file",
+      size: i,
+      mode: 0o644,
+      mtime: 1_700_000_000_000 + i,
+      sha256: (i % 256).toString(16).padStart(2, "0").repeat(32),
+      source: `/${name}`,
+      segment: 0,
+      tar_offset: i * 1024,
+    });
+  }
+  const publicManifest: PublicManifest = {
+    format: MANIFEST_FORMAT,
+    backup_id: crypto.randomUUID(),
+    policy_id: "large",
+    timestamp: "20261126T120000Z",
+    host: "host",
+    client_version: "test",
+    object: {
+      key: "backups/large/o/backup.tar.gz.enc",
+      size: 1,
+      sha256: "00".repeat(32),
+      stream_id: streamId,
+      chunk_count: 1,
+      plaintext_size: 100,
+    },
+    key: { key_id: keys.keyIdHex, kdf: keys.kdf },
+    summary: { files: count, dirs: 0, symlinks: 0, bytes: 0, skipped: 0 },
+  };
+  const content: SealedContent = {
+    backup_id: publicManifest.backup_id,
+    policy_id: publicManifest.policy_id,
+    stream_id: streamId,
+    object_key: publicManifest.object.key,
+    sources: ["/srv"],
+    entries,
+    segments: [{ gz_offset: 0, gz_length: 100, tar_offset: 0, tar_length: count * 1024 }],
+    warnings: [{ path: "/srv/locked", message: "permission denied", skipped: true }],
+  };
+  return { keys, publicManifest, content };
+}
+
+/** The sealed plaintext, opened by hand as FORMAT.md §6.2 describes it. */
+async function sealedPlaintext(manifest: Manifest, keys: StreamKeys): Promise<Uint8Array> {
+  const { sealed, ...publicPart } = manifest;
+  const blob = Buffer.from(sealed, "base64");
+  return new Uint8Array(
+    await crypto.subtle.decrypt(
+      {
+        name: "AES-GCM",
+        iv: new Uint8Array(blob.subarray(0, 12)),
+        additionalData: encoder.encode(canonicalJson(publicPart)),
+      },
+      await manifestKey(keys),
+      new Uint8Array(blob.subarray(12)),
+    ),
+  );
+}
+
+/** Seals `plaintext` as another writer could (the real key and AAD). */
+async function sealRaw(
+  publicManifest: PublicManifest,
+  plaintext: Uint8Array<ArrayBuffer>,
+  keys: StreamKeys,
+): Promise<Manifest> {
+  const nonce = crypto.getRandomValues(new Uint8Array(12));
+  const ciphertext = await crypto.subtle.encrypt(
+    { name: "AES-GCM", iv: nonce, additionalData: encoder.encode(canonicalJson(publicManifest)) },
+    await manifestKey(keys),
+    plaintext,
+  );
+  const sealed = Buffer.concat([nonce, new Uint8Array(ciphertext)]).toString("base64");
+  return { ...publicManifest, sealed };
+}
+
+Deno.test(`large manifest: ${ENTRIES} entries are sealed and opened, every one intact`, async () => {
+  const { keys, publicManifest, content } = await sample(ENTRIES);
+  const manifest = await sealManifest(publicManifest, content, keys);
+  const opened = await openManifest(manifest, keys);
+  assert.equal(opened.entries.length, ENTRIES);
+  for (const i of [0, 1, Math.floor(ENTRIES / 2), ENTRIES - 1]) {
+    assert.deepStrictEqual(opened.entries[i], content.entries[i]);
+  }
+  assert.deepStrictEqual(opened.segments, content.segments);
+  assert.deepStrictEqual(opened.warnings, content.warnings);
+  assert.deepStrictEqual(opened.sources, content.sources);
+
+  const plaintext = await sealedPlaintext(manifest, keys);
+  let wholeText: string | undefined;
+  try {
+    wholeText = JSON.stringify(content);
+  } catch (error) {
+    // Beyond V8's longest string: only writing in pieces could have sealed it.
+    assert.ok(error instanceof RangeError, String(error));
+  }
+  if (wholeText !== undefined) {
+    // The same bytes a reader of the whole document (every earlier version) reads.
+    assert.equal(new TextDecoder().decode(zlib.gunzipSync(plaintext)), wholeText);
+  } else {
+    assert.ok(ENTRIES > 1_000_000, "JSON.stringify failed on a small manifest");
+  }
+});
+
+Deno.test("large manifest: sealed content another writer may produce still opens", async () => {
+  const { keys, publicManifest, content } = await sample(3000);
+  const text = JSON.stringify(content, null, 2);
+  const half = Math.floor(text.length / 2);
+  // Two gzip members (still one valid gzip file), with indented JSON.
+  const plaintext = new Uint8Array(Buffer.concat([
+    zlib.gzipSync(encoder.encode(text.slice(0, half))),
+    zlib.gzipSync(encoder.encode(text.slice(half)), { level: 1 }),
+  ]));
+  const opened = await openManifest(await sealRaw(publicManifest, plaintext, keys), keys);
+  assert.deepStrictEqual(opened, content);
+});
+
+Deno.test("large manifest: sealed gzip cut short is refused as INTEGRITY", async () => {
+  const { keys, publicManifest, content } = await sample(3000);
+  const whole = zlib.gzipSync(encoder.encode(JSON.stringify(content)));
+  for (const cut of [whole.length - 4, Math.floor(whole.length / 2), 12]) {
+    const plaintext = new Uint8Array(whole.subarray(0, cut));
+    await assert.rejects(
+      openManifest(await sealRaw(publicManifest, plaintext, keys), keys),
+      (error: unknown) => (error as { code?: string }).code === "INTEGRITY",
+      `cut at ${cut}`,
+    );
+  }
+});
