@@ -16,7 +16,8 @@ import {
   MANIFEST_NAME,
   OBJECT_NAME,
   type PublicManifest,
-  sealManifest,
+  SealedContentWriter,
+  sealGzippedContent,
 } from "./manifest.ts";
 import type { Policy } from "./policy/policy.ts";
 import type { Storage } from "./storage/storage.ts";
@@ -85,12 +86,20 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     ? compilePatterns(policy.exclude, { caseInsensitive: Deno.build.os === "windows" })
     : undefined;
   const sources = walkSources(policy.paths, { excluded, skipPaths: options.skipPaths, warn });
+  const sealedContent = new SealedContentWriter({
+    backup_id: backupId,
+    policy_id: policy.id,
+    stream_id: Buffer.from(keys.streamId).toString("hex"),
+    object_key: objectKey,
+    sources: policy.paths,
+  });
   const { stream: archive, catalog } = createArchiveStream(sources, {
     compressionLevel: policy.compression.level,
     segmentTarget: options.segmentTarget,
     workers: options.workers,
     smallFileLimit: options.smallFileLimit,
     warn,
+    onEntry: (entry) => sealedContent.addEntry(entry),
     signal: options.signal,
   });
   const objectMeter = new MeterStream();
@@ -129,7 +138,6 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   }
 
   async function commitManifest(): Promise<PublicManifest["summary"]> {
-    const count = (type: string) => catalog.entries.filter((e) => e.type === type).length;
     const publicManifest: PublicManifest = {
       format: MANIFEST_FORMAT,
       backup_id: backupId,
@@ -148,23 +156,18 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
       },
       key: { key_id: keys.keyIdHex, kdf: keys.kdf },
       summary: {
-        files: count("file"),
-        dirs: count("dir"),
-        symlinks: count("symlink"),
+        files: sealedContent.counts.file,
+        dirs: sealedContent.counts.dir,
+        symlinks: sealedContent.counts.symlink,
         bytes: catalog.contentBytes,
         skipped: warnings.filter((w) => w.skipped).length,
       },
     };
-    const manifest = await sealManifest(publicManifest, {
-      backup_id: backupId,
-      policy_id: policy.id,
-      stream_id: publicManifest.object.stream_id,
-      object_key: objectKey,
-      sources: policy.paths,
-      entries: catalog.entries,
-      segments: catalog.segments,
-      warnings,
-    }, keys);
+    const manifest = await sealGzippedContent(
+      publicManifest,
+      sealedContent.finish(catalog.segments, warnings),
+      keys,
+    );
     const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
     // The local copy's manifest first: the remote manifest is the commit point.
     await options.localCopy?.put(manifestKey, bytesStream(manifestBytes));

@@ -39,22 +39,6 @@ export function* jsonPieces(value: unknown): Generator<string> {
   yield separator === "{" ? "{}" : "}";
 }
 
-/** Joins small pieces into strings of about `size` UTF-16 units (fewer calls downstream). */
-export function* batchedPieces(pieces: Iterable<string>, size = 64 << 10): Generator<string> {
-  let batch: string[] = [];
-  let length = 0;
-  for (const piece of pieces) {
-    batch.push(piece);
-    length += piece.length;
-    if (length >= size) {
-      yield batch.join("");
-      batch = [];
-      length = 0;
-    }
-  }
-  if (batch.length > 0) yield batch.join("");
-}
-
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { batchedPieces, jsonPieces, parseJsonChunks } from "./large_json.ts";
+import { jsonPieces, parseJsonChunks } from "./large_json.ts";
 
 const encoder = new TextEncoder();
 
@@ -95,18 +95,6 @@ Deno.test("jsonPieces: an array member is written one element per piece", () => 
     Math.max(...pieces.map((p) => p.length)),
     '{"relative_path":"f999"}'.length + 1,
   );
-});
-
-Deno.test("batchedPieces: joins pieces into strings of about the size asked, losing nothing", () => {
-  const pieces = Array.from({ length: 1000 }, (_, i) => `piece ${i};`);
-  const batches = [...batchedPieces(pieces, 100)];
-  assert.deepStrictEqual(batches.join(""), pieces.join(""));
-  assert.deepStrictEqual(
-    batches.every((b, i) => b.length >= 100 || i === batches.length - 1),
-    true,
-  );
-  assert.deepStrictEqual(batches.every((b) => b.length < 100 + 12), true);
-  assert.deepStrictEqual([...batchedPieces([], 100)], []);
 });
 
 Deno.test("parseJsonChunks: equals JSON.parse, whatever the whitespace and chunk size", () => {

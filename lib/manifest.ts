@@ -14,7 +14,7 @@ import { manifestKey, type StreamKeys } from "./crypto/stream.ts";
 import { integrityError, IntellistorError } from "./errors.ts";
 import { assertStorageKey } from "./storage/storage_rules.ts";
 import { NativeZlib } from "./archive/zlib_handle.ts";
-import { batchedPieces, jsonPieces, parseJsonChunks } from "./large_json.ts";
+import { jsonPieces, parseJsonChunks } from "./large_json.ts";
 
 export const MANIFEST_FORMAT = "intellistor-manifest/1";
 export const OBJECT_NAME = "backup.tar.gz.enc";
@@ -82,16 +82,24 @@ function publicPart(manifest: PublicManifest & { sealed?: unknown }): Record<str
   return rest;
 }
 
-export async function sealManifest(
+/** Seals a whole sealed content (see SealedContentWriter for one built entry by entry). */
+export function sealManifest(
   publicManifest: PublicManifest,
   content: SealedContent,
   keys: StreamKeys,
 ): Promise<Manifest> {
-  const key = await manifestKey(keys);
+  const gzip = new GzipText();
+  for (const piece of jsonPieces(content)) gzip.write(piece);
+  return sealGzippedContent(publicManifest, gzip.finish(), keys);
+}
+
+/** Seals the gzip of a sealed content's JSON (docs/FORMAT.md §6.2). */
+export async function sealGzippedContent(
+  publicManifest: PublicManifest,
+  plaintext: Uint8Array<ArrayBuffer>,
+  keys: StreamKeys,
+): Promise<Manifest> {
   const nonce = crypto.getRandomValues(new Uint8Array(12));
-  // Written and read in pieces (lib/large_json.ts): the JSON of millions of
-  // entries is larger than the largest string V8 can hold.
-  const plaintext = gzipPieces(batchedPieces(jsonPieces(content)));
   const ciphertext = new Uint8Array(
     await crypto.subtle.encrypt(
       {
@@ -99,12 +107,47 @@ export async function sealManifest(
         iv: nonce,
         additionalData: encoder.encode(canonicalJson(publicPart(publicManifest))),
       },
-      key,
+      await manifestKey(keys),
       plaintext,
     ),
   );
   const sealed = Buffer.concat([nonce, ciphertext]).toString("base64");
   return { ...publicManifest, sealed };
+}
+
+/**
+ * The sealed content of a backup, compressed as its entries arrive: a backup
+ * of millions of files holds ~50 bytes of gzip per entry instead of the
+ * entry itself (~750 bytes as a JavaScript object). The bytes are those of
+ * `gzip(JSON.stringify(SealedContent))`, members in the same order.
+ */
+export class SealedContentWriter {
+  /** Entries written, by type (the manifest's summary). */
+  readonly counts: Record<CatalogEntry["type"], number> = { file: 0, dir: 0, symlink: 0 };
+  readonly #gzip = new GzipText();
+  #entries = 0;
+
+  constructor(head: Omit<SealedContent, "entries" | "segments" | "warnings">) {
+    const { backup_id, policy_id, stream_id, object_key, sources } = head;
+    const text = JSON.stringify({ backup_id, policy_id, stream_id, object_key, sources });
+    this.#gzip.write(`${text.slice(0, -1)},"entries":[`);
+  }
+
+  addEntry(entry: CatalogEntry): void {
+    this.#gzip.write((this.#entries++ === 0 ? "" : ",") + JSON.stringify(entry));
+    this.counts[entry.type]++;
+  }
+
+  /** The gzip of the whole sealed content; the writer is done. */
+  finish(segments: SegmentRecord[], warnings: BackupWarning[]): Uint8Array<ArrayBuffer> {
+    let first = true;
+    for (const piece of jsonPieces({ segments, warnings })) {
+      // The first piece, `{"segments":[`, goes on from the entries of the same object.
+      this.#gzip.write(first ? `],${piece.slice(1)}` : piece);
+      first = false;
+    }
+    return this.#gzip.finish();
+  }
 }
 
 /** Parses manifest text, checking only what is needed to open it. */
@@ -188,36 +231,59 @@ export async function openManifest(manifest: Manifest, keys: StreamKeys): Promis
   return content;
 }
 
-/** One gzip member (Node's zlib defaults) of the UTF-8 text of `pieces`. */
-function gzipPieces(pieces: Iterable<string>): Uint8Array<ArrayBuffer> {
-  const deflater = new NativeZlib(zlib.createGzip());
-  const parts: Uint8Array<ArrayBuffer>[] = [];
-  let output = new Uint8Array(64 << 10);
-  let used = 0;
-  const compress = (input: Uint8Array, flush: number) => {
+/** Text given to zlib at once: fewer, larger calls. */
+const GZIP_BATCH = 64 << 10;
+
+/** One gzip member (Node's zlib defaults) of UTF-8 text written in pieces. */
+class GzipText {
+  readonly #deflater = new NativeZlib(zlib.createGzip());
+  readonly #parts: Uint8Array<ArrayBuffer>[] = [];
+  #output = new Uint8Array(64 << 10);
+  #used = 0;
+  #pending: string[] = [];
+  #pendingLength = 0;
+
+  write(text: string): void {
+    this.#pending.push(text);
+    this.#pendingLength += text.length;
+    if (this.#pendingLength >= GZIP_BATCH) this.#compressPending(zlib.constants.Z_NO_FLUSH);
+  }
+
+  finish(): Uint8Array<ArrayBuffer> {
+    this.#compressPending(zlib.constants.Z_FINISH);
+    this.#parts.push(this.#output.subarray(0, this.#used));
+    const whole = new Uint8Array(this.#parts.reduce((sum, part) => sum + part.length, 0));
+    let offset = 0;
+    for (const part of this.#parts) {
+      whole.set(part, offset);
+      offset += part.length;
+    }
+    return whole;
+  }
+
+  #compressPending(flush: number): void {
+    const input = encoder.encode(this.#pending.join(""));
+    this.#pending = [];
+    this.#pendingLength = 0;
     let inputOffset = 0;
     for (;;) {
-      const room = output.length - used;
-      const { outputLeft, inputLeft } = deflater.write(flush, input, inputOffset, output, used);
-      used += room - outputLeft;
+      const room = this.#output.length - this.#used;
+      const { outputLeft, inputLeft } = this.#deflater.write(
+        flush,
+        input,
+        inputOffset,
+        this.#output,
+        this.#used,
+      );
+      this.#used += room - outputLeft;
       inputOffset = input.length - inputLeft;
       // Room left over: zlib has taken all of the input (and, finishing, written all).
       if (outputLeft !== 0) return;
-      parts.push(output);
-      output = new Uint8Array(output.length);
-      used = 0;
+      this.#parts.push(this.#output);
+      this.#output = new Uint8Array(this.#output.length);
+      this.#used = 0;
     }
-  };
-  for (const piece of pieces) compress(encoder.encode(piece), zlib.constants.Z_NO_FLUSH);
-  compress(new Uint8Array(0), zlib.constants.Z_FINISH);
-  parts.push(output.subarray(0, used));
-  const whole = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    whole.set(part, offset);
-    offset += part.length;
   }
-  return whole;
 }
 
 /**

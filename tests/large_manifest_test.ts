@@ -22,6 +22,8 @@ import {
   openManifest,
   type PublicManifest,
   type SealedContent,
+  SealedContentWriter,
+  sealGzippedContent,
   sealManifest,
 } from "../lib/manifest.ts";
 
@@ -114,7 +116,15 @@ async function sealRaw(
 
 Deno.test(`large manifest: ${ENTRIES} entries are sealed and opened, every one intact`, async () => {
   const { keys, publicManifest, content } = await sample(ENTRIES);
-  const manifest = await sealManifest(publicManifest, content, keys);
+  // As a backup seals it: entry by entry, as the archive goes.
+  const writer = new SealedContentWriter(content);
+  for (const entry of content.entries) writer.addEntry(entry);
+  assert.deepStrictEqual(writer.counts, { file: ENTRIES, dir: 0, symlink: 0 });
+  const manifest = await sealGzippedContent(
+    publicManifest,
+    writer.finish(content.segments, content.warnings),
+    keys,
+  );
   const opened = await openManifest(manifest, keys);
   assert.equal(opened.entries.length, ENTRIES);
   for (const i of [0, 1, Math.floor(ENTRIES / 2), ENTRIES - 1]) {
@@ -138,6 +148,24 @@ Deno.test(`large manifest: ${ENTRIES} entries are sealed and opened, every one i
   } else {
     assert.ok(ENTRIES > 1_000_000, "JSON.stringify failed on a small manifest");
   }
+});
+
+Deno.test("large manifest: entry by entry or whole, the sealed JSON is JSON.stringify's", async () => {
+  const { keys, publicManifest, content } = await sample(5);
+  content.entries.push(
+    { ...content.entries[0], relative_path: "d", type: "dir", size: 0, sha256: undefined },
+    { ...content.entries[1], relative_path: "l", type: "symlink", link: "../é€😀" },
+    { ...content.entries[2], relative_path: "x", incomplete: true },
+  );
+  content.warnings.push({ path: '/srv/\u0000"q"', message: "é", skipped: false });
+  const writer = new SealedContentWriter(content);
+  for (const entry of content.entries) writer.addEntry(entry);
+  assert.deepStrictEqual(writer.counts, { file: 6, dir: 1, symlink: 1 });
+  const gunzipped = (plaintext: Uint8Array) => new TextDecoder().decode(zlib.gunzipSync(plaintext));
+  const expected = JSON.stringify(content);
+  assert.equal(gunzipped(writer.finish(content.segments, content.warnings)), expected);
+  const whole = await sealManifest(publicManifest, content, keys);
+  assert.equal(gunzipped(await sealedPlaintext(whole, keys)), expected);
 });
 
 Deno.test("large manifest: sealed content another writer may produce still opens", async () => {

@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { createArchiveStream } from "../lib/archive/archive_writer.ts";
-import type { BackupWarning } from "../lib/archive/catalog.ts";
+import type { BackupWarning, CatalogEntry } from "../lib/archive/catalog.ts";
 import {
   describeIoError,
   type SourceEntry,
@@ -343,14 +343,16 @@ Deno.test("the archive writer opens an entry by its \\\\?\\ path and records the
       mtimeMs: 0,
     };
     const warnings: BackupWarning[] = [];
-    const { stream, catalog } = createArchiveStream(ReadableStream.from([entry]), {
+    const entries: CatalogEntry[] = [];
+    const { stream } = createArchiveStream(ReadableStream.from([entry]), {
       compressionLevel: 1,
       warn: (w) => warnings.push(w),
+      onEntry: (archived) => entries.push(archived),
     });
     await readAll(stream);
     assert.deepEqual(warnings, []);
-    assert.equal(catalog.entries[0].source, absolutePath);
-    assert.equal(catalog.entries[0].size, 17);
+    assert.equal(entries[0].source, absolutePath);
+    assert.equal(entries[0].size, 17);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -25,6 +25,11 @@ export interface ArchiveOptions {
   compressionLevel: number;
   segmentTarget?: number;
   warn: (warning: BackupWarning) => void;
+  /**
+   * Receives each entry once it is archived, in archive order. The archive
+   * does not keep them: a backup of millions of files would hold them all.
+   */
+  onEntry: (entry: CatalogEntry) => void;
   /** Threads that deflate; one per core by default. */
   workers?: number;
   /**
@@ -38,7 +43,6 @@ export interface ArchiveOptions {
 
 /** Filled in while the stream is read; complete once it has ended. */
 export interface ArchiveCatalog {
-  entries: CatalogEntry[];
   segments: SegmentRecord[];
   /** Bytes of file content archived. */
   contentBytes: number;
@@ -53,7 +57,6 @@ export function createArchiveStream(
   options: ArchiveOptions,
 ): { stream: ReadableStream<Uint8Array>; catalog: ArchiveCatalog } {
   const catalog: ArchiveCatalog = {
-    entries: [],
     segments: [],
     contentBytes: 0,
     tarBytes: 0,
@@ -289,7 +292,7 @@ async function* generateArchive(
         }
         appendTar(ZERO_BLOCK.subarray(0, tarPadding(size)));
         yield* flush(maxDeflating - 1);
-        catalog.entries.push(entry);
+        options.onEntry(entry);
         if (catalog.tarBytes - segmentTarStart >= target) yield* closeSegment();
       } finally {
         file?.close();
