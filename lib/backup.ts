@@ -86,10 +86,11 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     ? compilePatterns(policy.exclude, { caseInsensitive: Deno.build.os === "windows" })
     : undefined;
   const sources = walkSources(policy.paths, { excluded, skipPaths: options.skipPaths, warn });
+  const streamIdHex = Buffer.from(keys.streamId).toString("hex");
   const sealedContent = new SealedContentWriter({
     backup_id: backupId,
     policy_id: policy.id,
-    stream_id: Buffer.from(keys.streamId).toString("hex"),
+    stream_id: streamIdHex,
     object_key: objectKey,
     sources: policy.paths,
   });
@@ -149,7 +150,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
         key: objectKey,
         size: objectMeter.bytes,
         sha256: objectMeter.digest(),
-        stream_id: Buffer.from(keys.streamId).toString("hex"),
+        stream_id: streamIdHex,
         // The payload is the archive's gzip output, counted as it went out.
         chunk_count: chunkCount(catalog.gzBytes),
         plaintext_size: catalog.gzBytes,

@@ -8,6 +8,7 @@
  * string is ever larger than one element; the text is exactly what
  * `JSON.stringify` writes and `JSON.parse` reads.
  */
+import { concatBytes } from "./crypto/bytes.ts";
 
 /**
  * `JSON.stringify(value)` in pieces, for plain data (no `toJSON`, no
@@ -68,15 +69,8 @@ export function parseJsonChunks(chunks: Iterable<Uint8Array>): unknown {
 }
 
 function readObject(input: ByteReader): Record<string, unknown> {
-  input.expect(OPEN_BRACE);
   const object: Record<string, unknown> = {};
-  input.skipWhitespace();
-  if (input.peek() === CLOSE_BRACE) {
-    input.skip();
-    return object;
-  }
-  for (;;) {
-    input.skipWhitespace();
+  readList(input, OPEN_BRACE, CLOSE_BRACE, () => {
     if (input.peek() !== QUOTE) throw new SyntaxError("Expected a property name");
     const key = readValue(input) as string;
     input.skipWhitespace();
@@ -90,28 +84,33 @@ function readObject(input: ByteReader): Record<string, unknown> {
       enumerable: true,
       configurable: true,
     });
-    input.skipWhitespace();
-    const next = input.next();
-    if (next === CLOSE_BRACE) return object;
-    if (next !== COMMA) throw new SyntaxError("Expected ',' or '}' in an object");
-  }
+  });
+  return object;
 }
 
 function readArray(input: ByteReader): unknown[] {
-  input.expect(OPEN_BRACKET);
   const array: unknown[] = [];
+  readList(input, OPEN_BRACKET, CLOSE_BRACKET, () => array.push(readValue(input)));
+  return array;
+}
+
+/** `open close`, or `open item (, item)* close`, whitespace anywhere between. */
+function readList(input: ByteReader, open: number, close: number, readItem: () => void): void {
+  input.expect(open);
   input.skipWhitespace();
-  if (input.peek() === CLOSE_BRACKET) {
+  if (input.peek() === close) {
     input.skip();
-    return array;
+    return;
   }
   for (;;) {
     input.skipWhitespace();
-    array.push(readValue(input));
+    readItem();
     input.skipWhitespace();
     const next = input.next();
-    if (next === CLOSE_BRACKET) return array;
-    if (next !== COMMA) throw new SyntaxError("Expected ',' or ']' in an array");
+    if (next === close) return;
+    if (next !== COMMA) {
+      throw new SyntaxError(`Expected ',' or '${String.fromCharCode(close)}' in JSON`);
+    }
   }
 }
 
@@ -226,14 +225,7 @@ class ByteReader {
     this.#captured = undefined;
     const last = this.#chunk.subarray(this.#captureStart, this.#at);
     if (parts.length === 0) return this.#decoder.decode(last);
-    parts.push(last);
-    const whole = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-    let offset = 0;
-    for (const part of parts) {
-      whole.set(part, offset);
-      offset += part.length;
-    }
-    return this.#decoder.decode(whole);
+    return this.#decoder.decode(concatBytes(...parts, last));
   }
 
   #nextChunk(): boolean {

@@ -14,6 +14,7 @@ import { manifestKey, type StreamKeys } from "./crypto/stream.ts";
 import { integrityError, IntellistorError } from "./errors.ts";
 import { assertStorageKey } from "./storage/storage_rules.ts";
 import { NativeZlib } from "./archive/zlib_handle.ts";
+import { concatBytes } from "./crypto/bytes.ts";
 import { jsonPieces, parseJsonChunks } from "./large_json.ts";
 
 export const MANIFEST_FORMAT = "intellistor-manifest/1";
@@ -237,7 +238,7 @@ const GZIP_BATCH = 64 << 10;
 /** One gzip member (Node's zlib defaults) of UTF-8 text written in pieces. */
 class GzipText {
   readonly #deflater = new NativeZlib(zlib.createGzip());
-  readonly #parts: Uint8Array<ArrayBuffer>[] = [];
+  readonly #parts: Uint8Array[] = [];
   #output = new Uint8Array(64 << 10);
   #used = 0;
   #pending: string[] = [];
@@ -251,14 +252,7 @@ class GzipText {
 
   finish(): Uint8Array<ArrayBuffer> {
     this.#compressPending(zlib.constants.Z_FINISH);
-    this.#parts.push(this.#output.subarray(0, this.#used));
-    const whole = new Uint8Array(this.#parts.reduce((sum, part) => sum + part.length, 0));
-    let offset = 0;
-    for (const part of this.#parts) {
-      whole.set(part, offset);
-      offset += part.length;
-    }
-    return whole;
+    return concatBytes(...this.#parts, this.#output.subarray(0, this.#used));
   }
 
   #compressPending(flush: number): void {
