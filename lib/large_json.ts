@@ -57,18 +57,28 @@ const END = -1;
  * which also judges each value's syntax. Throws a SyntaxError for what
  * `JSON.parse` would refuse. A leading byte-order mark is ignored, as
  * TextDecoder ignores it.
+ *
+ * `take`, if given, sees each of those array elements as it is parsed, with
+ * its member's key; when it returns true the element is not kept in the
+ * array (the caller keeps it in a form of its own, or drops it).
  */
-export function parseJsonChunks(chunks: Iterable<Uint8Array>): unknown {
+export function parseJsonChunks(
+  chunks: Iterable<Uint8Array>,
+  take?: (key: string, element: unknown) => boolean,
+): unknown {
   const input = new ByteReader(chunks[Symbol.iterator]());
   input.skipByteOrderMark();
   input.skipWhitespace();
-  const value = input.peek() === OPEN_BRACE ? readObject(input) : readValue(input);
+  const value = input.peek() === OPEN_BRACE ? readObject(input, take) : readValue(input);
   input.skipWhitespace();
   if (input.peek() !== END) throw new SyntaxError("Unexpected data after the JSON value");
   return value;
 }
 
-function readObject(input: ByteReader): Record<string, unknown> {
+function readObject(
+  input: ByteReader,
+  take?: (key: string, element: unknown) => boolean,
+): Record<string, unknown> {
   const object: Record<string, unknown> = {};
   readList(input, OPEN_BRACE, CLOSE_BRACE, () => {
     if (input.peek() !== QUOTE) throw new SyntaxError("Expected a property name");
@@ -76,7 +86,9 @@ function readObject(input: ByteReader): Record<string, unknown> {
     input.skipWhitespace();
     input.expect(COLON);
     input.skipWhitespace();
-    const value = input.peek() === OPEN_BRACKET ? readArray(input) : readValue(input);
+    const value = input.peek() === OPEN_BRACKET
+      ? readArray(input, take && ((element) => take(key, element)))
+      : readValue(input);
     // An own property even for "__proto__", as JSON.parse makes it; a repeated key's last value wins.
     Object.defineProperty(object, key, {
       value,
@@ -88,9 +100,12 @@ function readObject(input: ByteReader): Record<string, unknown> {
   return object;
 }
 
-function readArray(input: ByteReader): unknown[] {
+function readArray(input: ByteReader, take?: (element: unknown) => boolean): unknown[] {
   const array: unknown[] = [];
-  readList(input, OPEN_BRACKET, CLOSE_BRACKET, () => array.push(readValue(input)));
+  readList(input, OPEN_BRACKET, CLOSE_BRACKET, () => {
+    const element = readValue(input);
+    if (!take?.(element)) array.push(element);
+  });
   return array;
 }
 

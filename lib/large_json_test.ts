@@ -111,6 +111,24 @@ Deno.test("parseJsonChunks: equals JSON.parse, whatever the whitespace and chunk
   }
 });
 
+Deno.test("parseJsonChunks: take sees each top-level array element in order, and keeps it out", () => {
+  const text = '{"entries":[{"n":1},[2],3],"keep":[4,5],"nested":{"entries":[6]},"n":7}';
+  const seen: [string, unknown][] = [];
+  const parsed = parseJsonChunks(reusedChunks(encoder.encode(text), 3), (key, element) => {
+    seen.push([key, element]);
+    return key === "entries";
+  });
+  assert.deepStrictEqual(seen, [
+    ["entries", { n: 1 }],
+    ["entries", [2]],
+    ["entries", 3],
+    ["keep", 4],
+    ["keep", 5],
+  ]);
+  // Taken elements are left out; the others, and nested arrays, are as JSON.parse makes them.
+  assert.deepStrictEqual(parsed, { entries: [], keep: [4, 5], nested: { entries: [6] }, n: 7 });
+});
+
 Deno.test("parseJsonChunks: '__proto__' is an own property, a repeated key keeps its last value", () => {
   const parsed = parseJsonChunks([encoder.encode('{"__proto__":[1],"a":1,"a":[2]}')]) as Record<
     string,

@@ -184,8 +184,17 @@ export function parseManifest(text: string, where: string): Manifest {
  * Opens the sealed part with the keys of the object it claims to describe.
  * Fails (INTEGRITY) if any public field was changed, the sealed blob was
  * touched, or the manifest belongs to another object.
+ *
+ * With `onEntry`, each entry is checked and handed over as it is parsed, and
+ * `entries` comes back empty: a restore keeps millions of entries in a form
+ * far smaller than parsed objects (lib/archive/entry_table.ts). They count
+ * only once this has returned; if it throws, discard them.
  */
-export async function openManifest(manifest: Manifest, keys: StreamKeys): Promise<SealedContent> {
+export async function openManifest(
+  manifest: Manifest,
+  keys: StreamKeys,
+  onEntry?: (entry: CatalogEntry) => void,
+): Promise<SealedContent> {
   const streamIdHex = Buffer.from(keys.streamId).toString("hex");
   if (manifest.object.stream_id !== streamIdHex) {
     throw integrityError("The manifest does not belong to this backup object (stream id differs)");
@@ -215,13 +224,31 @@ export async function openManifest(manifest: Manifest, keys: StreamKeys): Promis
       "The manifest failed authentication: it was modified or is not this backup's",
     );
   }
+  // Entries handed to onEntry: checked as they come, their segments once the table is read.
+  let handedOver = 0;
+  let entriesProblem: string | undefined;
+  let highestSegment = { segment: -1, where: "" };
+  const take = onEntry && ((key: string, element: unknown) => {
+    if (key !== "entries") return false;
+    const where = `entries[${handedOver++}]`;
+    entriesProblem ??= entryProblem(element, where, Infinity);
+    if (entriesProblem !== undefined) return true;
+    const entry = element as CatalogEntry;
+    if (entry.segment > highestSegment.segment) highestSegment = { segment: entry.segment, where };
+    onEntry(entry);
+    return true;
+  });
   let content: SealedContent;
   try {
-    content = parseJsonChunks(gunzipChunks(plaintext)) as SealedContent;
+    content = parseJsonChunks(gunzipChunks(plaintext), take) as SealedContent;
   } catch {
     throw integrityError("The manifest's sealed part is not gzip-compressed JSON");
   }
-  const problem = sealedContentProblem(content, manifest.object.plaintext_size);
+  const problem = sealedContentProblem(content, manifest.object.plaintext_size) ??
+    entriesProblem ??
+    (highestSegment.segment >= content.segments.length
+      ? `${highestSegment.where}.segment names no segment`
+      : undefined);
   if (problem) throw integrityError(`The manifest's sealed part is malformed: ${problem}`);
   if (
     content.backup_id !== manifest.backup_id || content.stream_id !== streamIdHex ||
@@ -334,28 +361,33 @@ export function sealedContentProblem(value: unknown, plaintextSize: number): str
     return "segments do not cover the object's payload";
   }
   for (const [i, entry] of content.entries.entries()) {
-    const e = entry as Partial<CatalogEntry> | null;
-    const where = `entries[${i}]`;
-    if (typeof e !== "object" || e === null) return `${where} is not an object`;
-    if (typeof e.relative_path !== "string" || e.relative_path === "") {
-      return `${where}.relative_path is not a name`;
-    }
-    if (e.type !== "file" && e.type !== "dir" && e.type !== "symlink") {
-      return `${where}.type ${JSON.stringify(e.type)} is not file, dir or symlink`;
-    }
-    if (!isCount(e.size) || !isCount(e.mode) || !isCount(e.tar_offset)) {
-      return `${where} has a bad size, mode or tar_offset`;
-    }
-    if (!Number.isSafeInteger(e.mtime)) return `${where}.mtime is not a time`;
-    if (!isCount(e.segment) || e.segment >= content.segments.length) {
-      return `${where}.segment names no segment`;
-    }
-    if (e.type === "file" && !/^[0-9a-f]{64}$/.test(String(e.sha256))) {
-      return `${where}.sha256 is not a SHA-256`;
-    }
-    if (e.type === "symlink" && typeof e.link !== "string") return `${where}.link is missing`;
-    if (e.incomplete !== undefined && e.incomplete !== true) return `${where}.incomplete is bad`;
+    const problem = entryProblem(entry, `entries[${i}]`, content.segments.length);
+    if (problem !== undefined) return problem;
   }
+  return undefined;
+}
+
+/** What is wrong with one entry of sealed content, or undefined. */
+function entryProblem(entry: unknown, where: string, segmentCount: number): string | undefined {
+  const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+  const e = entry as Partial<CatalogEntry> | null;
+  if (typeof e !== "object" || e === null) return `${where} is not an object`;
+  if (typeof e.relative_path !== "string" || e.relative_path === "") {
+    return `${where}.relative_path is not a name`;
+  }
+  if (e.type !== "file" && e.type !== "dir" && e.type !== "symlink") {
+    return `${where}.type ${JSON.stringify(e.type)} is not file, dir or symlink`;
+  }
+  if (!isCount(e.size) || !isCount(e.mode) || !isCount(e.tar_offset)) {
+    return `${where} has a bad size, mode or tar_offset`;
+  }
+  if (!Number.isSafeInteger(e.mtime)) return `${where}.mtime is not a time`;
+  if (!isCount(e.segment) || e.segment >= segmentCount) return `${where}.segment names no segment`;
+  if (e.type === "file" && !/^[0-9a-f]{64}$/.test(String(e.sha256))) {
+    return `${where}.sha256 is not a SHA-256`;
+  }
+  if (e.type === "symlink" && typeof e.link !== "string") return `${where}.link is missing`;
+  if (e.incomplete !== undefined && e.incomplete !== true) return `${where}.incomplete is bad`;
   return undefined;
 }
 

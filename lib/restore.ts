@@ -6,7 +6,8 @@
  * (`only`) fetches just the chunks that hold the selected entries' segments.
  */
 import zlib from "node:zlib";
-import type { CatalogEntry, SegmentRecord } from "./archive/catalog.ts";
+import type { SegmentRecord } from "./archive/catalog.ts";
+import { EntryTable } from "./archive/entry_table.ts";
 import { Extractor, type RestoreFailure } from "./archive/extractor.ts";
 import { parseTar } from "./archive/tar.ts";
 import { decryptChunkRun } from "./crypto/chunk_range.ts";
@@ -79,14 +80,15 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
   downloaded += header.length;
   if (header.length !== HEADER_SIZE) throw integrityError(`Backup object "${key}" is truncated`);
   const keys = await openHeader(header, options.keyring);
-  const content = await openManifest(manifest.value, keys);
-
-  const known = new Map<string, CatalogEntry>();
-  for (const entry of content.entries) known.set(entry.relative_path, entry);
-  const selectedEntries = matcher
-    ? content.entries.filter((e) => matcher(e.relative_path))
-    : content.entries;
-  if (matcher && selectedEntries.length === 0) {
+  // Every entry is held, compactly, to check the archive's against; each is
+  // selected or not as it is read.
+  const entries = new EntryTable();
+  const content = await openManifest(
+    manifest.value,
+    keys,
+    (entry) => entries.add(entry, matcher?.(entry.relative_path) ?? true),
+  );
+  if (matcher && entries.selectedCount === 0) {
     throw new IntellistorError(
       "NO_MATCH",
       `No entry of backup ${manifest.value.backup_id} matches --only ${
@@ -99,8 +101,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
 
   const extractor = new Extractor({
     outDir: options.outDir,
-    known,
-    selected: new Set(selectedEntries.map((e) => e.relative_path)),
+    known: entries,
+    selected: entries.selectedNames(),
     overwrite: options.overwrite ?? false,
     platform,
     signal: options.signal,
@@ -118,7 +120,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
         keys,
         manifest.value,
         content.segments,
-        selectedEntries,
+        entries,
         extractor,
       );
   } catch (error) {
@@ -141,13 +143,13 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
     timestamp: manifest.value.timestamp,
     key_backup: key,
     out: options.outDir,
-    found: selectedEntries.length,
+    found: entries.selectedCount,
     restored: extractor.restored,
     bytes: extractor.bytes,
     integrity: extractor.failures.length === 0 ? "ok" : "failed",
     failures: extractor.failures,
-    warnings: selectedEntries.filter((e) => e.incomplete).map((e) => ({
-      path: e.relative_path,
+    warnings: [...entries.selectedIndexes()].filter((i) => entries.isIncomplete(i)).map((i) => ({
+      path: entries.path(i),
       message: "the backup could not read this file to its end; the rest is zeros",
     })),
     downloaded_bytes: downloaded,
@@ -188,11 +190,13 @@ async function restoreSegments(
   keys: StreamKeys,
   manifest: Manifest,
   segments: SegmentRecord[],
-  selected: CatalogEntry[],
+  entries: EntryTable,
   extractor: Extractor,
 ): Promise<number> {
   const { chunk_count: totalChunks, plaintext_size: plaintextSize } = manifest.object;
-  const indexes = [...new Set(selected.map((e) => e.segment))].sort((a, b) => a - b);
+  const selectedSegments = new Set<number>();
+  for (const i of entries.selectedIndexes()) selectedSegments.add(entries.segment(i));
+  const indexes = [...selectedSegments].sort((a, b) => a - b);
   let downloaded = 0;
   for (const run of contiguousRuns(indexes, segments)) {
     const gzStart = run[0].gz_offset;

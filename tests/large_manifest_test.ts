@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import zlib from "node:zlib";
 import type { CatalogEntry } from "../lib/archive/catalog.ts";
+import { EntryTable } from "../lib/archive/entry_table.ts";
 import { generateRootKey, keyringFromEnv } from "../lib/crypto/keys.ts";
 import { createStreamKeys, manifestKey, type StreamKeys } from "../lib/crypto/stream.ts";
 import {
@@ -147,6 +148,47 @@ Deno.test(`large manifest: ${ENTRIES} entries are sealed and opened, every one i
     assert.equal(new TextDecoder().decode(zlib.gunzipSync(plaintext)), wholeText);
   } else {
     assert.ok(ENTRIES > 1_000_000, "JSON.stringify failed on a small manifest");
+  }
+});
+
+Deno.test(`large manifest: ${ENTRIES} entries opened one by one into a restore's table`, async () => {
+  const { keys, publicManifest, content } = await sample(ENTRIES);
+  const manifest = await sealManifest(publicManifest, content, keys);
+  const table = new EntryTable();
+  let handed = 0;
+  const opened = await openManifest(manifest, keys, (entry) => {
+    const listed = content.entries[handed++];
+    if (handed % 997 === 1) assert.deepStrictEqual(entry, listed);
+    else assert.equal(entry.relative_path, listed.relative_path);
+    table.add(entry, entry.size % 3 === 0);
+  });
+  // Handed over in order and not kept: the restore holds them only in its table.
+  assert.equal(handed, ENTRIES);
+  assert.deepStrictEqual(opened.entries, []);
+  assert.deepStrictEqual(opened.segments, content.segments);
+  assert.equal(table.length, ENTRIES);
+  assert.equal(table.selectedCount, Math.ceil(ENTRIES / 3));
+  for (const i of [0, 1, Math.floor(ENTRIES / 2), ENTRIES - 1]) {
+    const entry = content.entries[i];
+    assert.deepStrictEqual(table.get(entry.relative_path), { ...entry, source: "" });
+  }
+});
+
+Deno.test("large manifest: a bad entry is refused alike, whole or one by one", async () => {
+  const cases: [string, (entries: CatalogEntry[]) => void][] = [
+    ["entries[7].sha256 is not a SHA-256", (entries) => (entries[7].sha256 = "00")],
+    ["entries[9].segment names no segment", (entries) => (entries[9].segment = 1)],
+    ["entries[2] has a bad size, mode or tar_offset", (entries) => (entries[2].size = -1)],
+  ];
+  for (const [problem, spoil] of cases) {
+    const { keys, publicManifest, content } = await sample(12);
+    spoil(content.entries);
+    const manifest = await sealManifest(publicManifest, content, keys);
+    const expected = (error: unknown) =>
+      (error as { code?: string }).code === "INTEGRITY" &&
+      (error as Error).message === `The manifest's sealed part is malformed: ${problem}`;
+    await assert.rejects(openManifest(manifest, keys), expected, problem);
+    await assert.rejects(openManifest(manifest, keys, () => {}), expected, problem);
   }
 });
 

@@ -28,6 +28,7 @@ import {
   resolveInside,
 } from "../safe_path.ts";
 import type { CatalogEntry } from "./catalog.ts";
+import type { ReadonlySetLike } from "./entry_table.ts";
 import type { TarEntry } from "./tar.ts";
 
 export interface RestoreFailure {
@@ -37,10 +38,10 @@ export interface RestoreFailure {
 
 export interface ExtractorOptions {
   outDir: string;
-  /** Every entry of the manifest, by relative_path. */
-  known: ReadonlyMap<string, CatalogEntry>;
+  /** Every entry of the manifest, by relative_path (a Map, or an EntryTable). */
+  known: { get(relativePath: string): CatalogEntry | undefined };
   /** The relative paths to restore. */
-  selected: ReadonlySet<string>;
+  selected: ReadonlySetLike<string>;
   overwrite: boolean;
   platform?: Platform;
   /** Stops the extraction (with an AbortError) at the next entry or chunk. */
@@ -81,9 +82,7 @@ export class Extractor {
     this.#options = options;
     this.#platform = options.platform ?? currentPlatform;
     this.#refused = this.#platform === "windows"
-      ? caseCollisions(
-        [...options.known.values()].filter((e) => options.selected.has(e.relative_path)),
-      )
+      ? caseCollisions(selectedEntries(options.known, options.selected))
       : new Map();
     this.#mayClash = foldedNameClashes(options.selected);
   }
@@ -340,6 +339,16 @@ export class Extractor {
 
   #fail(name: string, message: string): void {
     this.failures.push({ path: name, message });
+  }
+}
+
+function* selectedEntries(
+  known: ExtractorOptions["known"],
+  selected: Iterable<string>,
+): Generator<CatalogEntry> {
+  for (const name of selected) {
+    const entry = known.get(name);
+    if (entry !== undefined) yield entry;
   }
 }
 
