@@ -55,6 +55,7 @@ let failed = false;
  */
 const RUNTIME_MODULES = [
   "lib/archive/deflate_worker.ts",
+  "lib/archive/file_writer_worker.ts",
   "lib/storage/s3.ts",
   "lib/cli/policy_create.ts",
   "lib/cli/backup.ts",

@@ -124,6 +124,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
         extractor,
       );
   } catch (error) {
+    extractor.close();
     // Files already restored were each verified; say so, since the error ends the run.
     if (error instanceof IntellistorError && extractor.restored > 0) {
       throw new IntellistorError(

@@ -135,3 +135,101 @@ Deno.test("a file written to while it is read is archived with a warning (exit 3
     }
   });
 });
+
+/** `count` small files (`size` bytes each) under `dir`, in folders of 100; their names. */
+async function manySmallFiles(dir: string, count: number, size: number): Promise<string[]> {
+  const names: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const name = `d${Math.floor(i / 100)}/f${String(i).padStart(4, "0")}.bin`;
+    await Deno.mkdir(path.join(dir, path.dirname(name)), { recursive: true });
+    await Deno.writeFile(path.join(dir, name), pseudoRandomBytes(size, i), { mode: 0o640 });
+    await Deno.utime(path.join(dir, name), 1_600_000_000 + i, 1_600_000_000 + i);
+    names.push(name);
+  }
+  return names;
+}
+
+/** Names under `dir` that are restore's temporary files. */
+async function partialFiles(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const entry of walkNames(dir)) if (entry.endsWith(".partial")) found.push(entry);
+  return found;
+}
+
+async function* walkNames(dir: string): AsyncGenerator<string> {
+  for await (const entry of Deno.readDir(dir)) {
+    const full = path.join(dir, entry.name);
+    yield full;
+    if (entry.isDirectory) yield* walkNames(full);
+  }
+}
+
+Deno.test("many small files restore, written off the main thread, each verified, with mode and time", async () => {
+  await withTempDir("many", async (work) => {
+    const source = path.join(work, "src");
+    // Past the files written before the writer's thread starts, and many of its batches.
+    const names = await manySmallFiles(source, 900, 700);
+    const storage = new LocalStorage(path.join(work, "store"));
+    const policy = validatePolicy({ id: "many", paths: [source] }, "t");
+    const backup = await runBackup({ policy, storage, keyring });
+    const out = path.join(work, "out");
+    // A folder where a late file goes: its write fails alone, and the restore goes on.
+    const blocked = names[700];
+    await Deno.mkdir(path.join(out, blocked), { recursive: true });
+    const result = await runRestore({
+      storage,
+      keyring,
+      key: backup.key_backup,
+      outDir: out,
+      overwrite: true,
+    });
+    assert.equal(result.integrity, "failed");
+    assert.deepEqual(result.failures.map((f) => f.path), [blocked]);
+    assert.equal(result.restored, names.length - 1 + 9, "every other file, and the 9 folders");
+    assert.equal(result.bytes, (names.length - 1) * 700);
+    for (const [i, name] of names.entries()) {
+      if (name === blocked) continue;
+      const restored = path.join(out, name);
+      assert.deepEqual(await Deno.readFile(restored), pseudoRandomBytes(700, i), name);
+      const info = await Deno.stat(restored);
+      assert.equal(info.mtime?.getTime(), (1_600_000_000 + i) * 1000, name);
+      if (Deno.build.os !== "windows") assert.equal(info.mode! & 0o777, 0o640, name);
+    }
+    assert.deepEqual(await partialFiles(out), []);
+  });
+});
+
+Deno.test("many small files into a disk that fills: IO_ERROR, and every file left is whole", async () => {
+  await withTempDir("many-full", async (work) => {
+    const source = path.join(work, "src");
+    await manySmallFiles(source, 900, 6000);
+    const storage = new LocalStorage(path.join(work, "store"));
+    const policy = validatePolicy({ id: "manyfull", paths: [source] }, "t");
+    const backup = await runBackup({ policy, storage, keyring });
+    const out = path.join(work, "small-disk");
+    // Room for about 500 files of two pages: it fills once the writer's thread has started.
+    const unmount = await smallDisk(out, "4m");
+    if (unmount === undefined) {
+      console.log("skipped: mounting a tmpfs needs root on Linux");
+      return;
+    }
+    try {
+      await assert.rejects(
+        runRestore({ storage, keyring, key: backup.key_backup, outDir: out }),
+        (e) => e instanceof IntellistorError && e.code === "IO_ERROR",
+      );
+      let whole = 0;
+      for await (const file of walkNames(out)) {
+        const info = await Deno.stat(file);
+        if (!info.isFile) continue;
+        const index = Number(/f(\d+)\.bin$/.exec(file)?.[1]);
+        assert.deepEqual(await Deno.readFile(file), pseudoRandomBytes(6000, index), file);
+        whole++;
+      }
+      assert.ok(whole > 300 && whole < 900, `${whole} files fitted`);
+      assert.deepEqual(await partialFiles(out), []);
+    } finally {
+      await unmount();
+    }
+  });
+});

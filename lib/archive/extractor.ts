@@ -29,6 +29,13 @@ import {
 } from "../safe_path.ts";
 import type { CatalogEntry } from "./catalog.ts";
 import type { ReadonlySetLike } from "./entry_table.ts";
+import {
+  failureEndsRestore,
+  type FileJob,
+  FileWriter,
+  messageOf,
+  writeFileThroughTemporary,
+} from "./file_writer.ts";
 import type { TarEntry } from "./tar.ts";
 
 export interface RestoreFailure {
@@ -71,6 +78,10 @@ export class Extractor {
   readonly #wholeFile = new Uint8Array(WHOLE_WRITE_LIMIT);
   /** The process's umask (POSIX): the bits a newly created file does not get. */
   readonly #umask = currentUmask();
+  /** Writes verified small files, on a thread of its own once there are many. */
+  readonly #writer = new FileWriter();
+  /** The OS's message for a write failure that ends the restore (a full disk). */
+  #writesEnded: string | undefined;
   /** Set once refuseExistingOutput has found none of the selected names taken. */
   #outputChecked = false;
   /** Selected names that may land on the same file as another (case, normalisation). */
@@ -129,8 +140,21 @@ export class Extractor {
 
   /** Restores the selected entries found in `entries`; skips the others. */
   async consume(entries: AsyncIterable<TarEntry>): Promise<void> {
+    // Every file handed to the writer is on disk, or has failed, before this returns or throws.
+    try {
+      await this.#consume(entries);
+      await this.#writer.drain();
+    } catch (error) {
+      await this.#writer.drain().catch(() => {});
+      throw error;
+    }
+    this.#throwIfWritesEnded();
+  }
+
+  async #consume(entries: AsyncIterable<TarEntry>): Promise<void> {
     for await (const entry of entries) {
       this.#options.signal?.throwIfAborted();
+      this.#throwIfWritesEnded();
       const listed = this.#options.known.get(entry.path);
       if (listed === undefined) {
         this.#fail(entry.path, "archive entry is not listed in the manifest; skipped");
@@ -173,8 +197,19 @@ export class Extractor {
     }
   }
 
+  /** A write that failed for a reason every following one shares (a full disk) ends the restore. */
+  #throwIfWritesEnded(): void {
+    if (this.#writesEnded !== undefined) throw toIntellistorError(new Error(this.#writesEnded));
+  }
+
+  /** Ends the writer's thread; call it once the restore is over, however it ended. */
+  close(): void {
+    this.#writer.close();
+  }
+
   /** Creates symlinks, sets directory times, and reports selected entries never seen. */
   async finish(): Promise<void> {
+    this.close();
     for (const link of this.#symlinks) {
       try {
         await this.#writeSymlink(link);
@@ -221,11 +256,13 @@ export class Extractor {
     if (listed.size <= WHOLE_WRITE_LIMIT) {
       const content = await readWhole(entry.body, this.#wholeFile.subarray(0, listed.size));
       this.#verify(listed, createHash("sha256").update(content).digest("hex"));
-      this.#writeVerified(content, temporary, target, listed);
+      await this.#writeVerified(content, temporary, target, listed);
       return;
     }
-    if (this.#mustLookFirst(listed.relative_path) && await pathExists(target, this.#platform)) {
-      throw outputExists();
+    if (this.#mustLookFirst(listed.relative_path)) {
+      // It may land on another selected name's file: with every earlier file written, look first.
+      await this.#writer.drain();
+      if (await pathExists(target, this.#platform)) throw outputExists();
     }
     const hash = createHash("sha256");
     const file = await Deno.open(osPath(temporary, this.#platform), {
@@ -266,48 +303,42 @@ export class Extractor {
     }
   }
 
-  /** Writes verified content under a temporary name, then gives it its real name. */
-  #writeVerified(
+  /**
+   * Writes verified content under a temporary name, then gives it its real
+   * name (file_writer.ts; on its thread once there are many files).
+   */
+  async #writeVerified(
     content: Uint8Array,
     temporary: string,
     target: string,
     listed: CatalogEntry,
-  ): void {
-    const onDisk = osPath(target, this.#platform);
-    if (this.#mustLookFirst(listed.relative_path) && pathExistsSync(target, this.#platform)) {
-      throw outputExists();
-    }
-    const temporaryOnDisk = osPath(temporary, this.#platform);
-    // Created with its final permissions (the content is already verified);
-    // chmod only when the umask took some away.
+  ): Promise<void> {
     const mode = listed.mode & 0o777;
-    let renamed = false;
-    try {
-      const file = Deno.openSync(temporaryOnDisk, { write: true, createNew: true, mode });
-      try {
-        let written = 0;
-        while (written < content.length) written += file.writeSync(content.subarray(written));
-        const mtime = new Date(listed.mtime);
-        file.utimeSync(mtime, mtime);
-      } finally {
-        file.close();
-      }
-      if (this.#platform === "posix" && (mode & this.#umask) !== 0) {
-        Deno.chmodSync(temporaryOnDisk, mode);
-      }
-      Deno.renameSync(temporaryOnDisk, onDisk);
-      renamed = true;
+    const job: FileJob = {
+      temporary: osPath(temporary, this.#platform),
+      target: osPath(target, this.#platform),
+      // Created with its final permissions (the content is already verified);
+      // chmod only when the umask took some away.
+      mode,
+      chmod: this.#platform === "posix" && (mode & this.#umask) !== 0,
+      mtime: listed.mtime,
+    };
+    if (this.#mustLookFirst(listed.relative_path)) {
+      // It may land on another selected name's file: with every earlier file written, look first.
+      await this.#writer.drain();
+      if (pathExistsSync(target, this.#platform)) throw outputExists();
+      writeFileThroughTemporary(job, content);
       this.restored++;
       this.bytes += listed.size;
-    } finally {
-      if (!renamed) {
-        try {
-          Deno.removeSync(temporaryOnDisk);
-        } catch {
-          // never created, or already gone
-        }
-      }
+      return;
     }
+    await this.#writer.write(job, content, (failure) => {
+      if (failure === undefined) {
+        this.restored++;
+        this.bytes += listed.size;
+      } else if (failureEndsRestore(failure)) this.#writesEnded ??= failure.raw;
+      else this.#fail(listed.relative_path, failure.message);
+    });
   }
 
   #verify(listed: CatalogEntry, digest: string): void {
@@ -396,11 +427,4 @@ class StreamBroken extends Error {
   constructor(cause: unknown) {
     super("input stream failed", { cause });
   }
-}
-
-function messageOf(error: unknown): string {
-  if (error instanceof IntellistorError) return error.message;
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (error instanceof Error) return error.message;
-  return String(error);
 }
