@@ -170,10 +170,12 @@ export class FileWriter {
     this.#throwIfFailed();
   }
 
-  /** Ends the worker (after `drain`, nothing is lost). */
+  /** Ends the worker (after `drain`, nothing is lost; files still in flight are not reported). */
   close(): void {
     this.#worker?.terminate();
     this.#worker = undefined;
+    this.#sent.clear();
+    this.#wake();
   }
 
   #newBatch(atLeast: number): OpenBatch {
