@@ -1,8 +1,10 @@
 /**
  * A policy as a systemd service + timer. systemd calendar expressions can
  * say everything a 5-field cron says, so nothing is refused here:
- * - each field becomes a list (`01,13`), a range (`09..17`), a step
- *   (`00/15`) or `*`;
+ * - each field becomes a list (`01,13`), a range (`09..17`) or `*`, never a
+ *   repetition (`00/15`): systemd 252 (Debian 12) skips a repetition's
+ *   first value once a larger unit rolls over (`*:00/7` goes from 23:56 to
+ *   00:07, missing 00:00; systemd issues 22665, 40260), a list it does not;
  * - systemd ANDs the weekday and the date inside one expression, while
  *   Vixie cron ORs them when both day fields are restricted: then there are
  *   two `OnCalendar=` lines (a timer fires on the union of its lines);
@@ -133,14 +135,10 @@ function dayPart(set: DaySet): string {
   }
 }
 
-/** A calendar component: `*`, `start/step` to the end, or a list of values and `a..b` ranges. */
+/** A calendar component: `*`, or a list of values and `a..b` ranges (see the module note). */
 function field(values: number[], min: number, max: number): string {
   const pad = (value: number) => String(value).padStart(2, "0");
   if (values.length === max - min + 1) return "*";
-  const step = values.length >= 3 ? values[1] - values[0] : 0;
-  const stepped = step > 1 && values.every((value, i) => value === values[0] + i * step);
-  // "a/b" repeats up to the component's maximum, so the series must reach the end.
-  if (stepped && values.at(-1)! + step > max) return `${pad(values[0])}/${step}`;
   return consecutiveRuns(values).map(([first, last]) => {
     if (first === last) return pad(first);
     if (last === first + 1) return `${pad(first)},${pad(last)}`;
