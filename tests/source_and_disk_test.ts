@@ -67,35 +67,50 @@ async function smallDisk(dir: string, size: string): Promise<(() => Promise<void
   };
 }
 
+/**
+ * Backs up `source`, restores it into a tmpfs of `size` (root only on Linux;
+ * skipped elsewhere), expects IO_ERROR, then checks what was left with `check`.
+ */
+async function restoreIntoSmallDisk(
+  work: string,
+  source: string,
+  size: string,
+  check: (out: string) => Promise<void>,
+): Promise<void> {
+  const storage = new LocalStorage(path.join(work, "store"));
+  const policy = validatePolicy({ id: "disk", paths: [source] }, "t");
+  const backup = await runBackup({ policy, storage, keyring });
+  const out = path.join(work, "small-disk");
+  const unmount = await smallDisk(out, size);
+  if (unmount === undefined) {
+    console.log("skipped: mounting a tmpfs needs root on Linux");
+    return;
+  }
+  try {
+    await assert.rejects(
+      runRestore({ storage, keyring, key: backup.key_backup, outDir: out }),
+      (e) => e instanceof IntellistorError && e.code === "IO_ERROR",
+    );
+    await check(out);
+  } finally {
+    await unmount();
+  }
+}
+
 Deno.test("a restore into a nearly full disk fails clearly and leaves no file with wrong content", async () => {
   await withTempDir("src", async (work) => {
     const source = path.join(work, "src");
     await Deno.mkdir(source);
     await Deno.writeFile(path.join(source, "small.bin"), pseudoRandomBytes(200_000, 1));
     await Deno.writeFile(path.join(source, "zbig.bin"), pseudoRandomBytes(3_000_000, 2));
-    const storage = new LocalStorage(path.join(work, "store"));
-    const policy = validatePolicy({ id: "disk", paths: [source] }, "t");
-    const backup = await runBackup({ policy, storage, keyring });
-    const out = path.join(work, "small-disk");
-    const unmount = await smallDisk(out, "1m");
-    if (unmount === undefined) {
-      console.log("skipped: mounting a tmpfs needs root on Linux");
-      return;
-    }
-    try {
-      await assert.rejects(
-        runRestore({ storage, keyring, key: backup.key_backup, outDir: out }),
-        (e) => e instanceof IntellistorError && e.code === "IO_ERROR",
-      );
+    await restoreIntoSmallDisk(work, source, "1m", async (out) => {
       const left = (await Array.fromAsync(Deno.readDir(out))).map((e) => e.name);
       assert.deepEqual(left, ["small.bin"], "only the file that fitted, verified");
       assert.deepEqual(
         await Deno.readFile(path.join(out, "small.bin")),
         pseudoRandomBytes(200_000, 1),
       );
-    } finally {
-      await unmount();
-    }
+    });
   });
 });
 
@@ -203,21 +218,8 @@ Deno.test("many small files into a disk that fills: IO_ERROR, and every file lef
   await withTempDir("many-full", async (work) => {
     const source = path.join(work, "src");
     await manySmallFiles(source, 900, 6000);
-    const storage = new LocalStorage(path.join(work, "store"));
-    const policy = validatePolicy({ id: "manyfull", paths: [source] }, "t");
-    const backup = await runBackup({ policy, storage, keyring });
-    const out = path.join(work, "small-disk");
     // Room for about 500 files of two pages: it fills once the writer's thread has started.
-    const unmount = await smallDisk(out, "4m");
-    if (unmount === undefined) {
-      console.log("skipped: mounting a tmpfs needs root on Linux");
-      return;
-    }
-    try {
-      await assert.rejects(
-        runRestore({ storage, keyring, key: backup.key_backup, outDir: out }),
-        (e) => e instanceof IntellistorError && e.code === "IO_ERROR",
-      );
+    await restoreIntoSmallDisk(work, source, "4m", async (out) => {
       let whole = 0;
       for await (const file of walkNames(out)) {
         const info = await Deno.stat(file);
@@ -228,8 +230,6 @@ Deno.test("many small files into a disk that fills: IO_ERROR, and every file lef
       }
       assert.ok(whole > 300 && whole < 900, `${whole} files fitted`);
       assert.deepEqual(await partialFiles(out), []);
-    } finally {
-      await unmount();
-    }
+    });
   });
 });

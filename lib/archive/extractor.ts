@@ -29,13 +29,7 @@ import {
 } from "../safe_path.ts";
 import type { CatalogEntry } from "./catalog.ts";
 import type { ReadonlySetLike } from "./entry_table.ts";
-import {
-  failureEndsRestore,
-  type FileJob,
-  FileWriter,
-  messageOf,
-  writeFileThroughTemporary,
-} from "./file_writer.ts";
+import { failureEndsRestore, type FileJob, FileWriter, messageOf } from "./file_writer.ts";
 import type { TarEntry } from "./tar.ts";
 
 export interface RestoreFailure {
@@ -136,6 +130,17 @@ export class Extractor {
   /** Whether a file about to be written must first be looked for. */
   #mustLookFirst(relativePath: string): boolean {
     return !this.#options.overwrite && (!this.#outputChecked || this.#mayClash.has(relativePath));
+  }
+
+  /**
+   * OUTPUT_EXISTS when the file must be looked for and is there. Files still
+   * with the writer are written first: one may be the name this one lands on.
+   * Files handed to the writer after the look are written after those.
+   */
+  async #refuseIfTaken(relativePath: string, target: string): Promise<void> {
+    if (!this.#mustLookFirst(relativePath)) return;
+    await this.#writer.drain();
+    if (await pathExists(target, this.#platform)) throw outputExists();
   }
 
   /** Restores the selected entries found in `entries`; skips the others. */
@@ -259,11 +264,7 @@ export class Extractor {
       await this.#writeVerified(content, temporary, target, listed);
       return;
     }
-    if (this.#mustLookFirst(listed.relative_path)) {
-      // It may land on another selected name's file: with every earlier file written, look first.
-      await this.#writer.drain();
-      if (await pathExists(target, this.#platform)) throw outputExists();
-    }
+    await this.#refuseIfTaken(listed.relative_path, target);
     const hash = createHash("sha256");
     const file = await Deno.open(osPath(temporary, this.#platform), {
       write: true,
@@ -323,15 +324,7 @@ export class Extractor {
       chmod: this.#platform === "posix" && (mode & this.#umask) !== 0,
       mtime: listed.mtime,
     };
-    if (this.#mustLookFirst(listed.relative_path)) {
-      // It may land on another selected name's file: with every earlier file written, look first.
-      await this.#writer.drain();
-      if (pathExistsSync(target, this.#platform)) throw outputExists();
-      writeFileThroughTemporary(job, content);
-      this.restored++;
-      this.bytes += listed.size;
-      return;
-    }
+    await this.#refuseIfTaken(listed.relative_path, target);
     await this.#writer.write(job, content, (failure) => {
       if (failure === undefined) {
         this.restored++;

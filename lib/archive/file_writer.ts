@@ -31,7 +31,7 @@ export interface FileJob {
 export type FileWriteFailure = { message: string; raw: string } | undefined;
 
 /** Writes `content` as `job.target`, through its temporary name; throws on failure (nothing left behind). */
-export function writeFileThroughTemporary(job: FileJob, content: Uint8Array): void {
+function writeFileThroughTemporary(job: FileJob, content: Uint8Array): void {
   let renamed = false;
   try {
     const file = Deno.openSync(job.temporary, { write: true, createNew: true, mode: job.mode });
