@@ -1,6 +1,8 @@
 /** What a backup archives and how it names it (relative_path rules, exclude, warnings). */
 import assert from "node:assert/strict";
 import path from "node:path";
+import { gunzipSync } from "node:zlib";
+import { parseTar } from "../lib/archive/tar.ts";
 import { createArchiveStream } from "../lib/archive/archive_writer.ts";
 import type { BackupWarning, CatalogEntry } from "../lib/archive/catalog.ts";
 import { listBackups } from "../lib/list.ts";
@@ -122,6 +124,66 @@ Deno.test("a file that vanished before it was read is a warning, and is not arch
     assert.equal(warnings[0].path, path.join(dir, "gone.txt"));
     assert.equal(warnings[0].skipped, true);
     assert.match(warnings[0].message, /vanished/);
+  });
+});
+
+Deno.test("small files that vanish before their piece is read leave no trace, even whole segments of them", async () => {
+  await withTempDir("backup", async (dir) => {
+    const file = (name: string, size: number) => ({
+      relativePath: name,
+      absolutePath: path.join(dir, name),
+      type: "file" as const,
+      size,
+      mode: 0o644,
+      mtimeMs: 0,
+    });
+    await write(path.join(dir, "a.txt"), "a".repeat(1000));
+    await write(path.join(dir, "b.txt"), "b".repeat(1000));
+    const gone = Array.from({ length: 10 }, (_, i) => file(`gone-${i}.txt`, 1000));
+    const warnings: BackupWarning[] = [];
+    const entries: CatalogEntry[] = [];
+    const { stream, catalog } = createArchiveStream(
+      ReadableStream.from([file("a.txt", 1000), ...gone, file("b.txt", 1000)]),
+      {
+        compressionLevel: 6,
+        // Two 1,536-byte entries per segment: five segments hold only vanished files.
+        segmentTarget: 3072,
+        warn: (w) => warnings.push(w),
+        onEntry: (entry) => entries.push(entry),
+      },
+    );
+    const gz = await readAll(stream);
+    assert.deepEqual(
+      warnings.map((w) => [path.basename(w.path), w.skipped]),
+      gone.map((g) => [g.relativePath, true]),
+    );
+    const tar = new Uint8Array(gunzipSync(gz));
+    assert.equal(catalog.tarBytes, tar.length);
+    const parsed = [];
+    for await (const entry of parseTar(ReadableStream.from([tar]))) {
+      parsed.push([entry.path, entry.offset]);
+    }
+    assert.deepEqual(entries.map((e) => [e.relative_path, e.tar_offset]), parsed);
+    // Segments follow each other; each decodes on its own to its tar bytes, empty ones too.
+    let tarOffset = 0;
+    for (const segment of catalog.segments) {
+      assert.equal(segment.tar_offset, tarOffset);
+      const member = gz.subarray(segment.gz_offset, segment.gz_offset + segment.gz_length);
+      assert.deepEqual(
+        new Uint8Array(gunzipSync(member)),
+        tar.subarray(tarOffset, tarOffset + segment.tar_length),
+      );
+      tarOffset += segment.tar_length;
+    }
+    assert.equal(tarOffset, tar.length);
+    assert.ok(catalog.segments.filter((s) => s.tar_length === 0).length >= 4);
+    for (const entry of entries) {
+      const segment = catalog.segments[entry.segment];
+      assert.ok(
+        entry.tar_offset >= segment.tar_offset &&
+          entry.tar_offset < segment.tar_offset + segment.tar_length,
+      );
+    }
   });
 });
 

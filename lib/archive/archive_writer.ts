@@ -9,8 +9,13 @@
 import { createHash } from "node:crypto";
 import type { BackupWarning, CatalogEntry, SegmentRecord } from "./catalog.ts";
 import { createPieceDeflater, defaultWorkerCount } from "./deflate_pool.ts";
-import { GzipMemberWriter, type PendingChunk } from "./gzip_member.ts";
-import { encodeTarHeader, TAR_END, tarPadding } from "./tar.ts";
+import {
+  GzipMemberWriter,
+  type PendingChunk,
+  PendingPiece,
+  type PieceMark,
+} from "./gzip_member.ts";
+import { encodeTarHeader, TAR_BLOCK, TAR_END, tarPadding } from "./tar.ts";
 import { describeIoError, type SourceEntry } from "./walk.ts";
 
 export const DEFAULT_SEGMENT_TARGET = 4 << 20;
@@ -33,8 +38,9 @@ export interface ArchiveOptions {
   /** Threads that deflate; one per core by default. */
   workers?: number;
   /**
-   * Files smaller than this (64 KiB by default) are read whole before their
-   * header is written; larger ones are streamed after it. 0 streams every file.
+   * Files smaller than this (64 KiB by default) are read whole, exactly as
+   * they are at that moment, by the thread that deflates their piece; larger
+   * ones are streamed after their header. 0 streams every file.
    */
   smallFileLimit?: number;
   /** Stops the archive (with an AbortError) at the next entry or piece. */
@@ -94,105 +100,172 @@ async function* generateArchive(
   const target = options.segmentTarget ?? DEFAULT_SEGMENT_TARGET;
   const workers = options.workers ?? defaultWorkerCount();
   const deflater = createPieceDeflater(workers);
-  const newMember = () => new GzipMemberWriter(options.compressionLevel, deflater);
+  const newMember = () => new GzipMemberWriter<CatalogEntry>(options.compressionLevel, deflater);
   let member = newMember();
+  // Two counts of tar bytes: those laid out here, which decide where segments
+  // end, and those deflated (catalog.tarBytes), which a small file not read
+  // whole makes smaller; offsets are recorded from the second.
+  let laidOut = 0;
+  let segmentLaidOutStart = 0;
   let segmentTarStart = 0;
   let segmentGzStart = 0;
   /** Closed segments, counted as they close (their records follow the output). */
   let segmentCount = 0;
   // Output in archive order: chunks (some still being deflated) and the
   // records of segments, written once all of their bytes have gone out.
-  const output: (PendingChunk | (() => void))[] = [];
+  const output: (PendingChunk<CatalogEntry> | (() => void))[] = [];
   let deflating = 0;
   const maxDeflating = Math.max(1, workers) * PIECES_IN_FLIGHT_PER_WORKER;
+  /** Entries placed, in archive order, until they are complete (a large file's hash). */
+  const placed: CatalogEntry[] = [];
 
   /** Yields output in order while more than `keep` pieces are being deflated. */
   async function* flush(keep: number): AsyncGenerator<Uint8Array> {
-    while (output.length > 0 && (deflating > keep || !(output[0] instanceof Promise))) {
+    while (output.length > 0 && (deflating > keep || !isPending(output[0]))) {
       const item = output.shift()!;
       if (typeof item === "function") {
         item();
         continue;
       }
       let chunk: Uint8Array;
-      if (item instanceof Promise) {
-        chunk = await item;
+      if (item instanceof PendingPiece) {
+        const piece = await item.done;
         deflating--;
-      } else chunk = item;
+        for (const mark of piece.marks) place(mark, catalog.tarBytes);
+        catalog.tarBytes += piece.length;
+        chunk = piece.output;
+      } else chunk = await item;
+      handOnCompleteEntries();
       if (chunk.length === 0) continue;
       catalog.gzBytes += chunk.length;
       yield chunk;
     }
   }
+  /** Records where an entry ended up, and what reading a small file gave. */
+  function place(mark: PieceMark<CatalogEntry>, pieceTarStart: number): void {
+    const entry = mark.value;
+    if (mark.file !== undefined) {
+      if ("problem" in mark.file) {
+        options.warn({ path: entry.source, message: mark.file.problem, skipped: true });
+        return;
+      }
+      entry.size = mark.file.size;
+      entry.sha256 = mark.file.sha256;
+      catalog.contentBytes += entry.size;
+      if (mark.file.grew) {
+        options.warn({
+          path: entry.source,
+          message: `file grew while being read; its first ${entry.size} bytes, ` +
+            "its size when listed, are archived",
+          skipped: false,
+        });
+      }
+    }
+    entry.tar_offset = pieceTarStart + mark.offset;
+    placed.push(entry);
+  }
+  /** Hands on entries, in order, once placed and hashed. */
+  function handOnCompleteEntries(): void {
+    while (placed.length > 0 && (placed[0].type !== "file" || placed[0].sha256 !== undefined)) {
+      options.onEntry(placed.shift()!);
+    }
+  }
   /** Queues output without handing anything on (cheap: many small entries add up). */
-  function queue(chunks: PendingChunk[]): void {
+  function queue(chunks: PendingChunk<CatalogEntry>[]): void {
     for (const chunk of chunks) {
-      if (chunk instanceof Promise) deflating++;
+      if (chunk instanceof PendingPiece) deflating++;
       output.push(chunk);
     }
   }
-  async function* emit(chunks: PendingChunk[]): AsyncGenerator<Uint8Array> {
+  async function* emit(chunks: PendingChunk<CatalogEntry>[]): AsyncGenerator<Uint8Array> {
     queue(chunks);
     yield* flush(maxDeflating - 1);
   }
   /** Appends tar bytes; the caller hands the output on (flush) once per entry or piece. */
   function appendTar(data: Uint8Array): void {
-    catalog.tarBytes += data.length;
+    laidOut += data.length;
     queue(member.write(data));
   }
   async function* writeTar(data: Uint8Array): AsyncGenerator<Uint8Array> {
     appendTar(data);
     yield* flush(maxDeflating - 1);
   }
+  /** Ends the segment before an entry of `tarLength` bytes that would take it past the target. */
+  async function* makeRoomFor(tarLength: number): AsyncGenerator<Uint8Array> {
+    const segmentLength = laidOut - segmentLaidOutStart;
+    if (segmentLength > 0 && segmentLength + tarLength > target) yield* closeSegment();
+  }
   async function* closeSegment(): AsyncGenerator<Uint8Array> {
-    const tarOffset = segmentTarStart;
-    const tarLength = catalog.tarBytes - segmentTarStart;
     yield* emit(member.finish());
     output.push(() => {
       catalog.segments.push({
         gz_offset: segmentGzStart,
         gz_length: catalog.gzBytes - segmentGzStart,
-        tar_offset: tarOffset,
-        tar_length: tarLength,
+        tar_offset: segmentTarStart,
+        tar_length: catalog.tarBytes - segmentTarStart,
       });
       segmentGzStart = catalog.gzBytes;
+      segmentTarStart = catalog.tarBytes;
     });
     segmentCount++;
     member = newMember();
-    segmentTarStart = catalog.tarBytes;
+    segmentLaidOutStart = laidOut;
   }
 
   try {
     yield* archiveSources();
     yield* flush(-1);
+    handOnCompleteEntries();
   } finally {
     deflater.close();
   }
 
   async function* archiveSources(): AsyncGenerator<Uint8Array> {
     const smallFileLimit = options.smallFileLimit ?? SMALL_FILE_LIMIT;
-    const slot = new Uint8Array(smallFileLimit);
+    // Headers are copied into the pieces: one block serves them all.
+    const headerBlock = new Uint8Array(TAR_BLOCK);
     for await (const source of sources) {
       options.signal?.throwIfAborted();
+      const fields = {
+        path: source.relativePath,
+        type: source.type,
+        size: source.size,
+        mode: source.mode,
+        mtimeMs: source.mtimeMs,
+        linkname: source.link,
+      };
+      const newEntry = (size: number): CatalogEntry => {
+        const entry: CatalogEntry = {
+          relative_path: source.relativePath,
+          type: source.type,
+          size,
+          mode: source.mode,
+          mtime: Math.trunc(source.mtimeMs),
+          source: source.absolutePath,
+          segment: segmentCount,
+          tar_offset: -1, // known once its piece is deflated
+        };
+        if (source.link !== undefined) entry.link = source.link;
+        return entry;
+      };
+      if (source.type === "file" && source.size < smallFileLimit) {
+        // Read later, whole, by the thread that deflates its piece (piece_files.ts).
+        const header = encodeTarHeader(fields, headerBlock);
+        const tarLength = header.length + source.size + tarPadding(source.size);
+        if (GzipMemberWriter.fitsInPiece(tarLength)) {
+          yield* makeRoomFor(tarLength);
+          const entry = newEntry(source.size);
+          laidOut += tarLength;
+          queue(member.writeFile(header, source.osPath ?? source.absolutePath, source.size, entry));
+          yield* flush(maxDeflating - 1);
+          if (laidOut - segmentLaidOutStart >= target) yield* closeSegment();
+          continue;
+        }
+      }
       let file: Deno.FsFile | undefined;
       let size = source.size;
       let mtimeAtOpen: number | undefined;
-      let content: Uint8Array | undefined;
-      if (source.type === "file" && source.size < smallFileLimit) {
-        const read = readSmallFile(source.osPath ?? source.absolutePath, source.size, slot);
-        if ("error" in read) {
-          options.warn({
-            path: source.absolutePath,
-            message: describeIoError(read.error),
-            skipped: true,
-          });
-          continue;
-        }
-        // Undefined when it grew past the slot since the walk saw it: streamed below.
-        content = read.content;
-        if (content !== undefined) size = content.length;
-      }
-      if (source.type === "file" && content === undefined) {
+      if (source.type === "file") {
         try {
           file = await Deno.open(source.osPath ?? source.absolutePath, { read: true });
           const info = await file.stat();
@@ -209,36 +282,12 @@ async function* generateArchive(
         }
       }
       try {
-        const header = encodeTarHeader({
-          path: source.relativePath,
-          type: source.type,
-          size,
-          mode: source.mode,
-          mtimeMs: source.mtimeMs,
-          linkname: source.link,
-        });
-        const entryTarLength = header.length + size + tarPadding(size);
-        const segmentLength = catalog.tarBytes - segmentTarStart;
-        if (segmentLength > 0 && segmentLength + entryTarLength > target) yield* closeSegment();
-
-        const entry: CatalogEntry = {
-          relative_path: source.relativePath,
-          type: source.type,
-          size,
-          mode: source.mode,
-          mtime: Math.trunc(source.mtimeMs),
-          source: source.absolutePath,
-          segment: segmentCount,
-          tar_offset: catalog.tarBytes,
-        };
-        if (source.link !== undefined) entry.link = source.link;
+        const header = encodeTarHeader({ ...fields, size }, headerBlock);
+        yield* makeRoomFor(header.length + size + tarPadding(size));
+        const entry = newEntry(size);
+        member.mark(entry);
         appendTar(header);
-        if (content !== undefined) {
-          // Read whole, at once: a consistent copy, its size the one in the header.
-          entry.sha256 = createHash("sha256").update(content).digest("hex");
-          catalog.contentBytes += size;
-          appendTar(content);
-        } else if (file !== undefined) {
+        if (file !== undefined) {
           const hash = createHash("sha256");
           let copied = 0;
           let problem: string | undefined;
@@ -255,7 +304,7 @@ async function* generateArchive(
             options.signal?.throwIfAborted();
             hash.update(spare.subarray(0, n));
             copied += n;
-            catalog.tarBytes += n;
+            laidOut += n;
             yield* emit(member.commit(n));
           }
           if (copied < size) {
@@ -292,8 +341,7 @@ async function* generateArchive(
         }
         appendTar(ZERO_BLOCK.subarray(0, tarPadding(size)));
         yield* flush(maxDeflating - 1);
-        options.onEntry(entry);
-        if (catalog.tarBytes - segmentTarStart >= target) yield* closeSegment();
+        if (laidOut - segmentLaidOutStart >= target) yield* closeSegment();
       } finally {
         file?.close();
       }
@@ -303,39 +351,15 @@ async function* generateArchive(
   }
 }
 
-/**
- * Files smaller than this are read whole, with synchronous calls: measured
- * on 20,000 files of ~1 KiB, open + read + close cost 15 µs a file that way,
- * 50–80 µs as asynchronous calls (even 32 at once), whose hand-offs between
- * threads cost more than the system calls. Files are read one at a time, as
- * GNU tar does.
- */
-const SMALL_FILE_LIMIT = 64 << 10;
+function isPending(item: PendingChunk<CatalogEntry> | (() => void)): boolean {
+  return item instanceof PendingPiece || item instanceof Promise;
+}
 
 /**
- * Reads a whole file into `slot`; content undefined if it does not fit (it
- * grew). A read that returns exactly the size the walk saw ends it: asking
- * again only to hear "end of file" would double the reads of a tree of small
- * files. Bytes appended after that moment are left for the next backup, as
- * they would be a moment later.
+ * Files smaller than this are read whole, by the thread that deflates their
+ * piece (piece_files.ts), with synchronous calls: measured on 20,000 files of
+ * ~1 KiB, open + read + close cost 15 µs a file that way, 50–80 µs as
+ * asynchronous calls (even 32 at once), whose hand-offs between threads cost
+ * more than the system calls. Larger files are streamed here.
  */
-function readSmallFile(path: string, expectedSize: number, slot: Uint8Array): {
-  content?: Uint8Array;
-} | { error: unknown } {
-  let file: Deno.FsFile | undefined;
-  try {
-    file = Deno.openSync(path, { read: true });
-    let filled = 0;
-    for (;;) {
-      if (filled === slot.length) return {};
-      const n = file.readSync(slot.subarray(filled));
-      if (n === null) return { content: slot.subarray(0, filled) };
-      filled += n;
-      if (filled === expectedSize) return { content: slot.subarray(0, filled) };
-    }
-  } catch (error) {
-    return { error };
-  } finally {
-    file?.close();
-  }
-}
+const SMALL_FILE_LIMIT = 64 << 10;

@@ -5,6 +5,31 @@
 import zlib from "node:zlib";
 import { PIECE_SIZE } from "./gzip_member.ts";
 import { NativeZlib } from "./zlib_handle.ts";
+import type { PieceResult } from "./deflate_pool.ts";
+import { fillPiece, type PieceFileRead } from "./piece_files.ts";
+
+/**
+ * A piece's whole job, the same on a worker and in the archive's thread:
+ * its files read in (piece_files.ts), its CRC-32, its deflate.
+ */
+export function deflateFilledPiece(
+  compressor: PieceCompressor,
+  piece: Uint8Array,
+  length: number,
+  level: number,
+  final: boolean,
+  reads: readonly PieceFileRead[],
+): PieceResult {
+  const filled = fillPiece(piece, length, reads);
+  const data = piece.subarray(0, filled.length);
+  return {
+    output: compressor.deflate(data, level, final),
+    length: filled.length,
+    crc: zlib.crc32(data),
+    outcomes: filled.outcomes,
+    removals: filled.removals,
+  };
+}
 
 /** Bytes sampled to tell whether a piece is worth compressing. */
 const SAMPLE_SIZE = 4096;

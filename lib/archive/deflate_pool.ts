@@ -7,17 +7,34 @@
  * back without copying, and are handed out again, so memory is bounded by the
  * number of pieces in flight, which the caller limits.
  */
-import { PieceCompressor } from "./deflate_piece.ts";
+import { deflateFilledPiece, PieceCompressor } from "./deflate_piece.ts";
 import { PIECE_SIZE } from "./gzip_member.ts";
+import type { PieceFileOutcome, PieceFileRead } from "./piece_files.ts";
+
+/** A piece deflated, after its files were read into it (piece_files.ts). */
+export interface PieceResult {
+  output: Uint8Array;
+  /** The piece's uncompressed length and CRC-32, once its files are in. */
+  length: number;
+  crc: number;
+  outcomes: PieceFileOutcome[];
+  removals: number[];
+}
 
 export interface PieceDeflater {
   /** A buffer of `PIECE_SIZE` bytes to fill with the next piece. */
   takeBuffer(): Uint8Array;
   /**
-   * Deflates the first `length` bytes of `piece` (a buffer from takeBuffer;
-   * the deflater owns it from now on).
+   * Reads `reads` into the first `length` bytes of `piece` (a buffer from
+   * takeBuffer; the deflater owns it from now on), then deflates them.
    */
-  deflate(piece: Uint8Array, length: number, level: number, final: boolean): Promise<Uint8Array>;
+  deflate(
+    piece: Uint8Array,
+    length: number,
+    level: number,
+    final: boolean,
+    reads: PieceFileRead[],
+  ): Promise<PieceResult>;
   /** Ends the workers; pieces still in flight are abandoned. */
   close(): void;
 }
@@ -41,18 +58,19 @@ export interface DeflateRequest {
   length: number;
   level: number;
   final: boolean;
+  reads: PieceFileRead[];
 }
 
 export interface DeflateReply {
   id: number;
   buffer: ArrayBuffer;
-  output?: ArrayBuffer;
+  result?: Omit<PieceResult, "output"> & { output: ArrayBuffer };
   error?: string;
 }
 
 interface Job {
   request: DeflateRequest;
-  resolve: (output: Uint8Array) => void;
+  resolve: (result: PieceResult) => void;
   reject: (error: Error) => void;
 }
 
@@ -80,13 +98,19 @@ class WorkerPoolDeflater implements PieceDeflater {
     return new Uint8Array(this.#freeBuffers.pop() ?? new ArrayBuffer(PIECE_SIZE));
   }
 
-  deflate(piece: Uint8Array, length: number, level: number, final: boolean): Promise<Uint8Array> {
+  deflate(
+    piece: Uint8Array,
+    length: number,
+    level: number,
+    final: boolean,
+    reads: PieceFileRead[],
+  ): Promise<PieceResult> {
     if (this.#closed) return Promise.reject(new Error("deflater is closed"));
     if (this.#inThread || !this.#ensureWorker()) {
       this.#compressor ??= new PieceCompressor();
-      const output = this.#compressor.deflate(piece.subarray(0, length), level, final);
+      const result = deflateFilledPiece(this.#compressor, piece, length, level, final, reads);
       this.#freeBuffers.push(piece.buffer as ArrayBuffer);
-      return Promise.resolve(output);
+      return Promise.resolve(result);
     }
     const request: DeflateRequest = {
       id: this.#nextId++,
@@ -94,8 +118,9 @@ class WorkerPoolDeflater implements PieceDeflater {
       length,
       level,
       final,
+      reads,
     };
-    const promise = new Promise<Uint8Array>((resolve, reject) => {
+    const promise = new Promise<PieceResult>((resolve, reject) => {
       this.#queue.push({ request, resolve, reject });
     });
     // The caller awaits it later, in order; until then a failure must not
@@ -150,8 +175,9 @@ class WorkerPoolDeflater implements PieceDeflater {
     this.#running.delete(reply.id);
     this.#freeBuffers.push(reply.buffer);
     this.#idle.push(worker);
-    if (reply.output !== undefined) job?.resolve(new Uint8Array(reply.output));
-    else job?.reject(new Error(`deflate failed: ${reply.error}`));
+    if (reply.result !== undefined) {
+      job?.resolve({ ...reply.result, output: new Uint8Array(reply.result.output) });
+    } else job?.reject(new Error(`deflate failed: ${reply.error}`));
     this.#dispatch();
   }
 

@@ -2,8 +2,17 @@ import { Buffer } from "node:buffer";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import zlib from "node:zlib";
+import { createHash } from "node:crypto";
+import { readAll } from "../streams.ts";
+import { encodeTarHeader, parseTar, TAR_END } from "./tar.ts";
 import { createPieceDeflater } from "./deflate_pool.ts";
-import { GzipMemberWriter, type PendingChunk, PIECE_SIZE } from "./gzip_member.ts";
+import {
+  crc32Combine,
+  GzipMemberWriter,
+  type PendingChunk,
+  PendingPiece,
+  PIECE_SIZE,
+} from "./gzip_member.ts";
 
 /** Runs `body` with a two-worker deflater, closed afterwards. */
 async function withDeflater<T>(
@@ -27,6 +36,15 @@ function pseudoRandomText(length: number, seed = 1): Uint8Array {
   return out;
 }
 
+/** The bytes of a member's output, in order. */
+async function bytesOf(parts: PendingChunk[]): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for (const part of parts) {
+    chunks.push(part instanceof PendingPiece ? (await part.done).output : await part);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
 function member(data: Uint8Array, writes: number[], level = 6): Promise<Uint8Array> {
   return withDeflater(async (deflater) => {
     const writer = new GzipMemberWriter(level, deflater);
@@ -37,7 +55,7 @@ function member(data: Uint8Array, writes: number[], level = 6): Promise<Uint8Arr
       offset += size;
     }
     parts.push(...writer.finish());
-    return new Uint8Array(Buffer.concat(await Promise.all(parts)));
+    return await bytesOf(parts);
   });
 }
 
@@ -69,7 +87,7 @@ Deno.test("GzipMemberWriter spare()/commit() writes the same stream as write()",
       parts.push(...writer.commit(n));
     }
     parts.push(...writer.finish());
-    const gz = Buffer.concat(await Promise.all(parts));
+    const gz = await bytesOf(parts);
     assert.deepEqual(new Uint8Array(zlib.gunzipSync(gz)), data);
     assert.deepEqual(writer.inputLength, data.length);
   });
@@ -99,4 +117,117 @@ Deno.test("concatenated members decode as one stream (multi-member gzip)", async
   const b = pseudoRandomText(PIECE_SIZE + 3, 2);
   const both = Buffer.concat([await member(a, [a.length]), await member(b, [b.length])]);
   assert.deepEqual(new Uint8Array(zlib.gunzipSync(both)), new Uint8Array(Buffer.concat([a, b])));
+});
+
+Deno.test("crc32Combine gives the CRC-32 of the concatenation, as zlib computes it", () => {
+  for (const [lengthA, lengthB] of [[0, 0], [0, 5], [5, 0], [1, 1], [1000, 3], [70_000, 1 << 20]]) {
+    const a = pseudoRandomText(lengthA, lengthA + 1);
+    const b = pseudoRandomText(lengthB, lengthB + 7);
+    const whole = zlib.crc32(Buffer.concat([a, b]));
+    assert.equal(
+      crc32Combine(zlib.crc32(a), zlib.crc32(b), b.length),
+      whole,
+      `${lengthA}+${lengthB}`,
+    );
+  }
+});
+
+Deno.test("writeFile: files are read into their piece where it is deflated; marks follow them", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const names = ["a", "gone", "shrinks", "b"];
+    const contents = [pseudoRandomText(700, 1), pseudoRandomText(10, 2), pseudoRandomText(300, 3)];
+    await Deno.writeFile(`${dir}/a`, contents[0]);
+    await Deno.writeFile(`${dir}/shrinks`, contents[1]); // the layout says 600 bytes
+    await Deno.writeFile(`${dir}/b`, contents[2]);
+    const sizes = [700, 5, 600, 300];
+    await withDeflater(async (deflater) => {
+      const writer = new GzipMemberWriter<string>(6, deflater);
+      const parts: PendingChunk<string>[] = [];
+      // A full piece of literal bytes first, so that the files land in the second piece.
+      parts.push(...writer.write(pseudoRandomText(PIECE_SIZE - 100, 9)));
+      names.forEach((name, i) => {
+        const header = {
+          path: name,
+          type: "file" as const,
+          size: sizes[i],
+          mode: 0o644,
+          mtimeMs: 0,
+        };
+        parts.push(
+          ...writer.writeFile(encodeTarHeader(header), `${dir}/${name}`, sizes[i], name),
+        );
+      });
+      writer.mark("end");
+      parts.push(...writer.write(TAR_END));
+      parts.push(...writer.finish());
+      const pieces = parts.filter((p) => p instanceof PendingPiece);
+      const second = await (pieces[1] as PendingPiece<string>).done;
+      const tar = new Uint8Array(zlib.gunzipSync(await bytesOf(parts))).subarray(PIECE_SIZE - 100);
+      assert.equal(second.length, tar.length);
+      const entries = [];
+      for await (const entry of parseTar(ReadableStream.from([tar]))) {
+        entries.push({
+          path: entry.path,
+          size: entry.size,
+          data: await readAll(ReadableStream.from(entry.body)),
+        });
+      }
+      assert.deepEqual(entries.map((e) => [e.path, e.size]), [["a", 700], ["shrinks", 10], [
+        "b",
+        300,
+      ]]);
+      assert.deepEqual(entries.map((e) => e.data), [contents[0], contents[1], contents[2]]);
+      // Each mark's offset is where its header now starts; the vanished file's says why.
+      const byName = new Map(second.marks.map((m) => [m.value, m]));
+      assert.match((byName.get("gone")!.file as { problem: string }).problem, /vanished/);
+      assert.deepEqual(byName.get("shrinks")!.file, {
+        sha256: createHash("sha256").update(contents[1]).digest("hex"),
+        size: 10,
+      });
+      // a: 512 + 700 + 324; gone: taken out; shrinks: 512 + 10 + 502 (was 1536); b: 1024.
+      assert.equal(byName.get("a")!.offset, 0);
+      assert.equal(byName.get("shrinks")!.offset, 1536);
+      assert.equal(byName.get("b")!.offset, 1536 + 1024);
+      assert.equal(byName.get("end")!.offset, 1536 + 1024 + 1024);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("writeFile: a file that grew keeps the size laid out, and says so", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const content = pseudoRandomText(2048, 5);
+    await Deno.writeFile(`${dir}/log`, content);
+    for (const laidOut of [0, 512, 1000]) {
+      await withDeflater(async (deflater) => {
+        const writer = new GzipMemberWriter<string>(6, deflater);
+        const header = {
+          path: "log",
+          type: "file" as const,
+          size: laidOut,
+          mode: 0o644,
+          mtimeMs: 0,
+        };
+        const parts = writer.writeFile(encodeTarHeader(header), `${dir}/log`, laidOut, "log");
+        parts.push(...writer.write(TAR_END));
+        parts.push(...writer.finish());
+        const piece = await (parts.find((p) => p instanceof PendingPiece) as PendingPiece<string>)
+          .done;
+        assert.deepEqual(piece.marks[0].file, {
+          sha256: createHash("sha256").update(content.subarray(0, laidOut)).digest("hex"),
+          size: laidOut,
+          grew: true,
+        });
+        const tar = new Uint8Array(zlib.gunzipSync(await bytesOf(parts)));
+        assert.deepEqual(tar.subarray(512, 512 + laidOut), content.subarray(0, laidOut));
+        // The byte read past the hole is not left in the padding.
+        assert.ok(tar.subarray(512 + laidOut).every((b) => b === 0), `laid out ${laidOut}`);
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

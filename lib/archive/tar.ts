@@ -116,12 +116,14 @@ function utf8Length(text: string): number {
 /**
  * Header blocks for one entry: optional PAX extended header ('x') blocks + the
  * ustar header block. Length is a multiple of 512. Written into one new
- * buffer: an archive of many small files makes one per entry.
+ * buffer, or, when the entry needs no PAX blocks and `reuse` (512 bytes) is
+ * given, into `reuse`: an archive of many small files then allocates nothing
+ * per entry.
  *
  * Throws RangeError for fields no valid entry can have (a programming error,
  * not bad user data).
  */
-export function encodeTarHeader(fields: TarHeaderFields): Uint8Array {
+export function encodeTarHeader(fields: TarHeaderFields, reuse?: Uint8Array): Uint8Array {
   const { path, type, size } = fields;
   if (typeof path !== "string" || path === "" || path.includes("\0") || path.endsWith("/")) {
     throw new RangeError(`tar: invalid entry path ${JSON.stringify(path)}`);
@@ -161,7 +163,7 @@ export function encodeTarHeader(fields: TarHeaderFields): Uint8Array {
     linkname: asciiFallback(linkname, false),
   };
   if (pax === "") {
-    const block = new Uint8Array(TAR_BLOCK);
+    const block = reuse?.fill(0) ?? new Uint8Array(TAR_BLOCK);
     writeUstarBlock(block, 0, main);
     return block;
   }
@@ -183,6 +185,19 @@ export function encodeTarHeader(fields: TarHeaderFields): Uint8Array {
   encoder.encodeInto(pax, out.subarray(TAR_BLOCK, TAR_BLOCK + paxLength));
   writeUstarBlock(out, out.length - TAR_BLOCK, main);
   return out;
+}
+
+/**
+ * Rewrites the size (and checksum) of the ustar block that ends a header from
+ * encodeTarHeader, for a file found shorter than its header said. Sizes from
+ * 8 GiB are in the PAX blocks and cannot be rewritten here.
+ */
+export function setUstarSize(block: Uint8Array, size: number): void {
+  if (!Number.isSafeInteger(size) || size < 0 || size >= OCTAL_11_LIMIT) {
+    throw new RangeError(`tar: cannot rewrite size ${size}`);
+  }
+  writeOctal(block, 124, 12, size);
+  writeChecksum(block);
 }
 
 /** Whole seconds (clamped at 0) and the sub-second part as up to 9 decimal digits. */
@@ -240,7 +255,11 @@ function writeUstarBlock(out: Uint8Array, at: number, fields: UstarFields): void
   // uname/gname stay empty (all NUL).
   writeOctal(block, 329, 8, 0); // devmajor
   writeOctal(block, 337, 8, 0); // devminor
-  // The checksum is computed with its own field as 8 spaces; written "%06o\0 " like GNU tar.
+  writeChecksum(block);
+}
+
+function writeChecksum(block: Uint8Array): void {
+  // Computed with its own field as 8 spaces; written "%06o\0 " like GNU tar.
   block.fill(0x20, 148, 156);
   writeAscii(block, 148, `${unsignedSum(block).toString(8).padStart(6, "0")}\0 `);
 }
