@@ -119,9 +119,13 @@ async function* generateArchive(
   /** Entries placed, in archive order, until they are complete (a large file's hash). */
   const placed: CatalogEntry[] = [];
 
+  /** Whether flush(keep) has anything to do (checked first: most entries leave it nothing). */
+  function canFlush(keep: number): boolean {
+    return output.length > 0 && (deflating > keep || !isPending(output[0]));
+  }
   /** Yields output in order while more than `keep` pieces are being deflated. */
   async function* flush(keep: number): AsyncGenerator<Uint8Array> {
-    while (output.length > 0 && (deflating > keep || !isPending(output[0]))) {
+    while (canFlush(keep)) {
       const item = output.shift()!;
       if (typeof item === "function") {
         item();
@@ -179,7 +183,7 @@ async function* generateArchive(
   }
   async function* emit(chunks: PendingChunk<CatalogEntry>[]): AsyncGenerator<Uint8Array> {
     queue(chunks);
-    yield* flush(maxDeflating - 1);
+    if (canFlush(maxDeflating - 1)) yield* flush(maxDeflating - 1);
   }
   /** Appends tar bytes; the caller hands the output on (flush) once per entry or piece. */
   function appendTar(data: Uint8Array): void {
@@ -187,13 +191,13 @@ async function* generateArchive(
     queue(member.write(data));
   }
   async function* writeTar(data: Uint8Array): AsyncGenerator<Uint8Array> {
-    appendTar(data);
-    yield* flush(maxDeflating - 1);
+    laidOut += data.length;
+    yield* emit(member.write(data));
   }
-  /** Ends the segment before an entry of `tarLength` bytes that would take it past the target. */
-  async function* makeRoomFor(tarLength: number): AsyncGenerator<Uint8Array> {
+  /** Whether an entry of `tarLength` bytes would take the segment past its target. */
+  function segmentFullBefore(tarLength: number): boolean {
     const segmentLength = laidOut - segmentLaidOutStart;
-    if (segmentLength > 0 && segmentLength + tarLength > target) yield* closeSegment();
+    return segmentLength > 0 && segmentLength + tarLength > target;
   }
   async function* closeSegment(): AsyncGenerator<Uint8Array> {
     yield* emit(member.finish());
@@ -234,30 +238,16 @@ async function* generateArchive(
         mtimeMs: source.mtimeMs,
         linkname: source.link,
       };
-      const newEntry = (size: number): CatalogEntry => {
-        const entry: CatalogEntry = {
-          relative_path: source.relativePath,
-          type: source.type,
-          size,
-          mode: source.mode,
-          mtime: Math.trunc(source.mtimeMs),
-          source: source.absolutePath,
-          segment: segmentCount,
-          tar_offset: -1, // known once its piece is deflated
-        };
-        if (source.link !== undefined) entry.link = source.link;
-        return entry;
-      };
       if (source.type === "file" && source.size < smallFileLimit) {
         // Read later, whole, by the thread that deflates its piece (piece_files.ts).
         const header = encodeTarHeader(fields, headerBlock);
         const tarLength = header.length + source.size + tarPadding(source.size);
         if (GzipMemberWriter.fitsInPiece(tarLength)) {
-          yield* makeRoomFor(tarLength);
-          const entry = newEntry(source.size);
+          if (segmentFullBefore(tarLength)) yield* closeSegment();
+          const entry = catalogEntry(source, source.size, segmentCount);
           laidOut += tarLength;
           queue(member.writeFile(header, source.osPath ?? source.absolutePath, source.size, entry));
-          yield* flush(maxDeflating - 1);
+          if (canFlush(maxDeflating - 1)) yield* flush(maxDeflating - 1);
           if (laidOut - segmentLaidOutStart >= target) yield* closeSegment();
           continue;
         }
@@ -283,8 +273,8 @@ async function* generateArchive(
       }
       try {
         const header = encodeTarHeader({ ...fields, size }, headerBlock);
-        yield* makeRoomFor(header.length + size + tarPadding(size));
-        const entry = newEntry(size);
+        if (segmentFullBefore(header.length + size + tarPadding(size))) yield* closeSegment();
+        const entry = catalogEntry(source, size, segmentCount);
         member.mark(entry);
         appendTar(header);
         if (file !== undefined) {
@@ -339,8 +329,7 @@ async function* generateArchive(
           entry.sha256 = hash.digest("hex");
           catalog.contentBytes += size;
         }
-        appendTar(ZERO_BLOCK.subarray(0, tarPadding(size)));
-        yield* flush(maxDeflating - 1);
+        yield* writeTar(ZERO_BLOCK.subarray(0, tarPadding(size)));
         if (laidOut - segmentLaidOutStart >= target) yield* closeSegment();
       } finally {
         file?.close();
@@ -349,6 +338,22 @@ async function* generateArchive(
     yield* writeTar(TAR_END);
     yield* closeSegment();
   }
+}
+
+/** The entry's record; its offset is known once its piece is deflated. */
+function catalogEntry(source: SourceEntry, size: number, segment: number): CatalogEntry {
+  const entry: CatalogEntry = {
+    relative_path: source.relativePath,
+    type: source.type,
+    size,
+    mode: source.mode,
+    mtime: Math.trunc(source.mtimeMs),
+    source: source.absolutePath,
+    segment,
+    tar_offset: -1,
+  };
+  if (source.link !== undefined) entry.link = source.link;
+  return entry;
 }
 
 function isPending(item: PendingChunk<CatalogEntry> | (() => void)): boolean {

@@ -6,7 +6,7 @@ import zlib from "node:zlib";
 import { PIECE_SIZE } from "./gzip_member.ts";
 import { NativeZlib } from "./zlib_handle.ts";
 import type { PieceResult } from "./deflate_pool.ts";
-import { fillPiece, type PieceFileRead } from "./piece_files.ts";
+import { fillPiece, type PieceFiles } from "./piece_files.ts";
 
 /**
  * A piece's whole job, the same on a worker and in the archive's thread:
@@ -18,17 +18,11 @@ export function deflateFilledPiece(
   length: number,
   level: number,
   final: boolean,
-  reads: readonly PieceFileRead[],
+  files: PieceFiles,
 ): PieceResult {
-  const filled = fillPiece(piece, length, reads);
+  const filled = fillPiece(piece, length, files);
   const data = piece.subarray(0, filled.length);
-  return {
-    output: compressor.deflate(data, level, final),
-    length: filled.length,
-    crc: zlib.crc32(data),
-    outcomes: filled.outcomes,
-    removals: filled.removals,
-  };
+  return { ...filled, output: compressor.deflate(data, level, final), crc: zlib.crc32(data) };
 }
 
 /** Bytes sampled to tell whether a piece is worth compressing. */

@@ -9,23 +9,20 @@
  */
 import { deflateFilledPiece, PieceCompressor } from "./deflate_piece.ts";
 import { PIECE_SIZE } from "./gzip_member.ts";
-import type { PieceFileOutcome, PieceFileRead } from "./piece_files.ts";
+import type { FilledPiece, PieceFiles } from "./piece_files.ts";
 
 /** A piece deflated, after its files were read into it (piece_files.ts). */
-export interface PieceResult {
+export interface PieceResult extends FilledPiece {
   output: Uint8Array;
-  /** The piece's uncompressed length and CRC-32, once its files are in. */
-  length: number;
+  /** The CRC-32 of the piece's uncompressed bytes, once its files are in. */
   crc: number;
-  outcomes: PieceFileOutcome[];
-  removals: number[];
 }
 
 export interface PieceDeflater {
   /** A buffer of `PIECE_SIZE` bytes to fill with the next piece. */
   takeBuffer(): Uint8Array;
   /**
-   * Reads `reads` into the first `length` bytes of `piece` (a buffer from
+   * Reads `files` into the first `length` bytes of `piece` (a buffer from
    * takeBuffer; the deflater owns it from now on), then deflates them.
    */
   deflate(
@@ -33,7 +30,7 @@ export interface PieceDeflater {
     length: number,
     level: number,
     final: boolean,
-    reads: PieceFileRead[],
+    files: PieceFiles,
   ): Promise<PieceResult>;
   /** Ends the workers; pieces still in flight are abandoned. */
   close(): void;
@@ -58,7 +55,7 @@ export interface DeflateRequest {
   length: number;
   level: number;
   final: boolean;
-  reads: PieceFileRead[];
+  files: PieceFiles;
 }
 
 export interface DeflateReply {
@@ -103,12 +100,12 @@ class WorkerPoolDeflater implements PieceDeflater {
     length: number,
     level: number,
     final: boolean,
-    reads: PieceFileRead[],
+    files: PieceFiles,
   ): Promise<PieceResult> {
     if (this.#closed) return Promise.reject(new Error("deflater is closed"));
     if (this.#inThread || !this.#ensureWorker()) {
       this.#compressor ??= new PieceCompressor();
-      const result = deflateFilledPiece(this.#compressor, piece, length, level, final, reads);
+      const result = deflateFilledPiece(this.#compressor, piece, length, level, final, files);
       this.#freeBuffers.push(piece.buffer as ArrayBuffer);
       return Promise.resolve(result);
     }
@@ -118,7 +115,7 @@ class WorkerPoolDeflater implements PieceDeflater {
       length,
       level,
       final,
-      reads,
+      files,
     };
     const promise = new Promise<PieceResult>((resolve, reject) => {
       this.#queue.push({ request, resolve, reject });
@@ -165,7 +162,7 @@ class WorkerPoolDeflater implements PieceDeflater {
       const worker = this.#idle.pop()!;
       const job = this.#queue.shift()!;
       this.#running.set(job.request.id, job);
-      worker.postMessage(job.request, [job.request.buffer]);
+      worker.postMessage(job.request, [job.request.buffer, job.request.files.layout.buffer]);
     }
   }
 

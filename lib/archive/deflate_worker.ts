@@ -10,7 +10,7 @@ import type { DeflateReply, DeflateRequest } from "./deflate_pool.ts";
 const compressor = new PieceCompressor();
 
 self.onmessage = (event: MessageEvent<DeflateRequest>) => {
-  const { id, buffer, length, level, final, reads } = event.data;
+  const { id, buffer, length, level, final, files } = event.data;
   let reply: DeflateReply;
   try {
     const result = deflateFilledPiece(
@@ -19,11 +19,14 @@ self.onmessage = (event: MessageEvent<DeflateRequest>) => {
       length,
       level,
       final,
-      reads,
+      files,
     );
     reply = { id, buffer, result: { ...result, output: result.output.buffer as ArrayBuffer } };
   } catch (error) {
     reply = { id, buffer, error: error instanceof Error ? error.message : String(error) };
   }
-  self.postMessage(reply, [buffer, ...(reply.result ? [reply.result.output] : [])]);
+  self.postMessage(
+    reply,
+    [buffer, ...(reply.result ? [reply.result.output, reply.result.sizes.buffer] : [])],
+  );
 };

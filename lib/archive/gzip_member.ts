@@ -9,7 +9,7 @@
  * piece's CRC-32 is computed where it is deflated, and combined here in order.
  */
 import type { PieceDeflater } from "./deflate_pool.ts";
-import { finalOffset, type PieceFileOutcome, type PieceFileRead } from "./piece_files.ts";
+import { finalOffset, outcomeOf, type PieceFileOutcome } from "./piece_files.ts";
 import { tarPadding } from "./tar.ts";
 
 /** Input bytes deflated at a time. */
@@ -57,8 +57,9 @@ export class GzipMemberWriter<T = unknown> {
   readonly #deflater: PieceDeflater;
   #piece: Uint8Array | undefined;
   #pieceLength = 0;
-  #marks: { value: T; offset: number; read?: number }[] = [];
-  #reads: PieceFileRead[] = [];
+  #marks: { value: T; offset: number; file?: number }[] = [];
+  #paths: string[] = [];
+  #layout: number[] = [];
   /** The CRC-32 and length of the pieces deflated so far, combined in order. */
   #checked: Promise<Checked> = Promise.resolve({ crc: 0, length: 0 });
   #inputLength = 0;
@@ -139,8 +140,9 @@ export class GzipMemberWriter<T = unknown> {
     piece.set(header, headerOffset);
     // The hole is filled by the reader; the padding must be zeros (buffers are reused).
     piece.fill(0, headerOffset + header.length + size, headerOffset + tarLength);
-    this.#marks.push({ value, offset: headerOffset, read: this.#reads.length });
-    this.#reads.push({ path, headerOffset, headerLength: header.length, size });
+    this.#marks.push({ value, offset: headerOffset, file: this.#paths.length });
+    this.#paths.push(path);
+    this.#layout.push(headerOffset, header.length, size);
     this.#pieceLength += tarLength;
     return out;
   }
@@ -175,18 +177,14 @@ export class GzipMemberWriter<T = unknown> {
   #deflatePiece(final: boolean): PendingPiece<T> {
     const piece = this.#buffer();
     const marks = this.#marks;
-    const deflated = this.#deflater.deflate(
-      piece,
-      this.#pieceLength,
-      this.#level,
-      final,
-      this.#reads,
-    );
+    const files = { paths: this.#paths, layout: Int32Array.from(this.#layout) };
+    const deflated = this.#deflater.deflate(piece, this.#pieceLength, this.#level, final, files);
     this.#inputLength += this.#pieceLength;
     this.#piece = undefined;
     this.#pieceLength = 0;
     this.#marks = [];
-    this.#reads = [];
+    this.#paths = [];
+    this.#layout = [];
     const previous = this.#checked;
     this.#checked = Promise.all([previous, deflated]).then(([checked, piece]) => ({
       crc: crc32Combine(checked.crc, piece.crc, piece.length),
@@ -197,10 +195,10 @@ export class GzipMemberWriter<T = unknown> {
     return new PendingPiece(deflated.then((result) => ({
       output: result.output,
       length: result.length,
-      marks: marks.map(({ value, offset, read }) => ({
+      marks: marks.map(({ value, offset, file }) => ({
         value,
         offset: finalOffset(result.removals, offset),
-        file: read === undefined ? undefined : result.outcomes[read],
+        file: file === undefined ? undefined : outcomeOf(result, file),
       })),
     })));
   }
