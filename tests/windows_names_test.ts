@@ -124,7 +124,7 @@ class FakeWindowsFs implements WalkFileSystem {
   lstat(p: string) {
     return this.#info(this.#lookup(p));
   }
-  async *readDir(p: string) {
+  *readDir(p: string) {
     const node = this.#lookup(p);
     if (!node.dir) throw new Error("The directory name is invalid. (os error 267)");
     const listed = /^\\\\\?\\/.test(p) ? key(withoutVerbatimPrefix(p)) : win32Rewrite(p);
@@ -132,8 +132,8 @@ class FakeWindowsFs implements WalkFileSystem {
       if (key(win.dirname(name)) === listed && name !== listed) yield { name: win.basename(name) };
     }
   }
-  readLink(_p: string): Promise<string> {
-    return Promise.reject(new Error("not a link"));
+  readLink(_p: string): string {
+    throw new Error("not a link");
   }
   realPath(p: string): Promise<string> {
     return Promise.reject(new Deno.errors.NotFound(p));
