@@ -152,13 +152,13 @@ export class GzipMemberWriter<T = unknown> {
     const out: PendingChunk<T>[] = [];
     this.#begin(out);
     out.push(this.#deflatePiece(true));
-    out.push(this.#checked.then(({ crc, length }) => {
+    out.push(awaitedLater(this.#checked.then(({ crc, length }) => {
       const trailer = new Uint8Array(8);
       const view = new DataView(trailer.buffer);
       view.setUint32(0, crc >>> 0, true);
       view.setUint32(4, length % 2 ** 32, true);
       return trailer;
-    }));
+    })));
     return out;
   }
 
@@ -186,13 +186,13 @@ export class GzipMemberWriter<T = unknown> {
     this.#paths = [];
     this.#layout = [];
     const previous = this.#checked;
-    this.#checked = Promise.all([previous, deflated]).then(([checked, piece]) => ({
-      crc: crc32Combine(checked.crc, piece.crc, piece.length),
-      length: checked.length + piece.length,
-    }));
-    // Failures surface where the piece is awaited; the trailer follows them.
-    this.#checked.catch(() => {});
-    return new PendingPiece(deflated.then((result) => ({
+    this.#checked = awaitedLater(
+      Promise.all([previous, deflated]).then(([checked, piece]) => ({
+        crc: crc32Combine(checked.crc, piece.crc, piece.length),
+        length: checked.length + piece.length,
+      })),
+    );
+    return new PendingPiece(awaitedLater(deflated.then((result) => ({
       output: result.output,
       length: result.length,
       marks: marks.map(({ value, offset, file }) => ({
@@ -200,8 +200,17 @@ export class GzipMemberWriter<T = unknown> {
         offset: finalOffset(result.removals, offset),
         file: file === undefined ? undefined : outcomeOf(result, file),
       })),
-    })));
+    }))));
   }
+}
+
+/**
+ * Output is awaited in order, later, or never once an earlier piece failed:
+ * a failure must not count as an unhandled rejection meanwhile.
+ */
+function awaitedLater<P extends Promise<unknown>>(promise: P): P {
+  promise.catch(() => {});
+  return promise;
 }
 
 const CRC32_POLYNOMIAL = 0xedb88320;

@@ -231,3 +231,25 @@ Deno.test("writeFile: a file that grew keeps the size laid out, and says so", as
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a piece that fails fails where it is awaited; the pieces after it are dropped quietly", async () => {
+  let calls = 0;
+  const deflater = createPieceDeflater(0);
+  const failing: typeof deflater = {
+    takeBuffer: () => deflater.takeBuffer(),
+    deflate: (...args) =>
+      ++calls === 2 ? Promise.reject(new Error("disk on fire")) : deflater.deflate(...args),
+    close: () => deflater.close(),
+  };
+  const writer = new GzipMemberWriter(6, failing);
+  const parts = writer.write(pseudoRandomText(3 * PIECE_SIZE));
+  parts.push(...writer.finish());
+  const [header, first, second] = parts;
+  assert.ok(header instanceof Uint8Array);
+  assert.ok(first instanceof PendingPiece && second instanceof PendingPiece);
+  assert.ok((await first.done).output.length > 0);
+  await assert.rejects(second.done, /disk on fire/);
+  // The rest (a later piece, the trailer) is never awaited: the test would
+  // end with an unhandled rejection if they were not marked as handled.
+  await new Promise((resolve) => setTimeout(resolve, 10));
+});
