@@ -226,8 +226,9 @@ async function* generateArchive(
 
   async function* archiveSources(): AsyncGenerator<Uint8Array> {
     const smallFileLimit = options.smallFileLimit ?? SMALL_FILE_LIMIT;
-    // Headers are copied into the pieces: one block serves them all.
-    const headerBlock = new Uint8Array(TAR_BLOCK);
+    // Headers are copied into the pieces: one buffer serves them all (with
+    // PAX blocks for sub-second times and long names, most need 1.5 KiB).
+    const headerBlock = new Uint8Array(8 * TAR_BLOCK);
     for await (const source of sources) {
       options.signal?.throwIfAborted();
       const fields = {

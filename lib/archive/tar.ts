@@ -116,9 +116,8 @@ function utf8Length(text: string): number {
 /**
  * Header blocks for one entry: optional PAX extended header ('x') blocks + the
  * ustar header block. Length is a multiple of 512. Written into one new
- * buffer, or, when the entry needs no PAX blocks and `reuse` (512 bytes) is
- * given, into `reuse`: an archive of many small files then allocates nothing
- * per entry.
+ * buffer, or, when they fit, into the start of `reuse`: an archive of many
+ * small files then allocates nothing per entry.
  *
  * Throws RangeError for fields no valid entry can have (a programming error,
  * not bad user data).
@@ -163,7 +162,9 @@ export function encodeTarHeader(fields: TarHeaderFields, reuse?: Uint8Array): Ui
     linkname: asciiFallback(linkname, false),
   };
   if (pax === "") {
-    const block = reuse?.fill(0) ?? new Uint8Array(TAR_BLOCK);
+    const block = reuse !== undefined && reuse.length >= TAR_BLOCK
+      ? reuse.subarray(0, TAR_BLOCK)
+      : new Uint8Array(TAR_BLOCK);
     writeUstarBlock(block, 0, main);
     return block;
   }
@@ -172,7 +173,10 @@ export function encodeTarHeader(fields: TarHeaderFields, reuse?: Uint8Array): Ui
   if (paxLength > MAX_EXTENDED_HEADER_SIZE) {
     throw new RangeError(`tar: PAX header for ${JSON.stringify(path)} exceeds 1 MiB`);
   }
-  const out = new Uint8Array(TAR_BLOCK + paxLength + tarPadding(paxLength) + TAR_BLOCK);
+  const length = TAR_BLOCK + paxLength + tarPadding(paxLength) + TAR_BLOCK;
+  const out = reuse !== undefined && reuse.length >= length
+    ? reuse.subarray(0, length).fill(0, TAR_BLOCK)
+    : new Uint8Array(length);
   writeUstarBlock(out, 0, {
     name: PAX_HEADER_DIR +
       asciiFallback(baseName(path), false).slice(0, NAME_FIELD - PAX_HEADER_DIR.length),
@@ -240,37 +244,50 @@ interface UstarFields {
   linkname: string; // printable ASCII, ≤ 100 bytes
 }
 
-/** Writes one ustar header block at `at` (the bytes there must be zeros). */
-function writeUstarBlock(out: Uint8Array, at: number, fields: UstarFields): void {
-  const block = out.subarray(at, at + TAR_BLOCK);
-  writeAscii(block, 0, fields.name);
-  writeOctal(block, 100, 8, fields.mode);
+/** What every ustar block of ours holds whatever the entry: uid, gid, magic, devices. */
+const USTAR_TEMPLATE: Uint8Array = (() => {
+  const block = new Uint8Array(TAR_BLOCK);
   writeOctal(block, 108, 8, 0); // uid
   writeOctal(block, 116, 8, 0); // gid
-  writeOctal(block, 124, 12, fields.size);
-  writeOctal(block, 136, 12, fields.mtimeSeconds);
-  writeAscii(block, 156, fields.typeflag);
-  writeAscii(block, 157, fields.linkname);
   writeAscii(block, 257, "ustar\x0000");
   // uname/gname stay empty (all NUL).
   writeOctal(block, 329, 8, 0); // devmajor
   writeOctal(block, 337, 8, 0); // devminor
+  return block;
+})();
+
+/** Writes one ustar header block at `at` (whatever the bytes there were). */
+function writeUstarBlock(out: Uint8Array, at: number, fields: UstarFields): void {
+  const block = out.subarray(at, at + TAR_BLOCK);
+  block.set(USTAR_TEMPLATE);
+  writeAscii(block, 0, fields.name);
+  writeOctal(block, 100, 8, fields.mode);
+  writeOctal(block, 124, 12, fields.size);
+  writeOctal(block, 136, 12, fields.mtimeSeconds);
+  writeAscii(block, 156, fields.typeflag);
+  writeAscii(block, 157, fields.linkname);
   writeChecksum(block);
 }
 
 function writeChecksum(block: Uint8Array): void {
   // Computed with its own field as 8 spaces; written "%06o\0 " like GNU tar.
   block.fill(0x20, 148, 156);
-  writeAscii(block, 148, `${unsignedSum(block).toString(8).padStart(6, "0")}\0 `);
+  writeOctal(block, 148, 7, unsignedSum(block));
+  block[155] = 0x20;
 }
 
 function writeAscii(block: Uint8Array, at: number, text: string): void {
   for (let i = 0; i < text.length; i++) block[at + i] = text.charCodeAt(i);
 }
 
-/** Zero-padded octal filling `width - 1` digits, then NUL. */
+/** Zero-padded octal filling `width - 1` digits, then NUL (digits written without a string). */
 function writeOctal(block: Uint8Array, at: number, width: number, value: number): void {
-  writeAscii(block, at, `${value.toString(8).padStart(width - 1, "0")}\0`);
+  const end = at + width - 1;
+  block[end] = 0;
+  for (let i = end - 1; i >= at; i--) {
+    block[i] = 0x30 + (value % 8);
+    value = Math.floor(value / 8);
+  }
 }
 
 function unsignedSum(block: Uint8Array): number {

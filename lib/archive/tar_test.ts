@@ -263,6 +263,36 @@ Deno.test("encodeTarHeader() uses PAX, never the ustar prefix, for paths over 10
   assert.equal(String.fromCharCode(main[156]), "0");
 });
 
+Deno.test("encodeTarHeader() into a used buffer writes the same bytes as into a new one", () => {
+  const cases: TarHeaderFields[] = [
+    { path: "a.txt", type: "file", size: 5, mode: 0o644, mtimeMs: 1_700_000_000_000 },
+    { path: "sub-second.txt", type: "file", size: 1, mode: 0o600, mtimeMs: 1_700_000_000_123.456 },
+    { path: `${"long/".repeat(30)}name`, type: "dir", size: 0, mode: 0o755, mtimeMs: 0 },
+    {
+      path: "link",
+      type: "symlink",
+      size: 0,
+      mode: 0o777,
+      mtimeMs: 1,
+      linkname: "ção/".repeat(40),
+    },
+  ];
+  const used = new Uint8Array(4096).fill(0xa5);
+  for (const fields of cases) {
+    const fresh = encodeTarHeader(fields);
+    const reused = encodeTarHeader(fields, used);
+    assert.equal(reused.buffer, used.buffer, fields.path);
+    assert.deepEqual(reused, fresh, fields.path);
+    used.fill(0xa5);
+  }
+  // Too small to hold the PAX blocks: a new buffer, the small one untouched.
+  const small = new Uint8Array(512).fill(7);
+  const header = encodeTarHeader(cases[1], small);
+  assert.notEqual(header.buffer, small.buffer);
+  assert.deepEqual(header, encodeTarHeader(cases[1]));
+  assert.ok(small.every((b) => b === 7));
+});
+
 Deno.test("encodeTarHeader() rejects fields no entry can have", () => {
   const base = { type: "file" as const, size: 0, mode: 0o644, mtimeMs: 0 };
   assert.throws(() => encodeTarHeader({ ...base, path: "" }), RangeError);
