@@ -100,11 +100,12 @@ interface WalkContext {
 
 /**
  * Whether a path is one of a set. `joined` is the fast form for a path made
- * by path.join, absolute and normalized already: on POSIX it is its own key.
+ * by joining a listed `name` to a normalized directory: on POSIX it is its
+ * own key.
  */
 interface PathTest {
   (absolutePath: string): boolean;
-  joined(absolutePath: string): boolean;
+  joined(absolutePath: string, name: string): boolean;
 }
 
 /**
@@ -178,9 +179,10 @@ async function pathSetTest(
     }
   }
   const test = (absolutePath: string) => keys.size > 0 && keys.has(key(absolutePath));
-  return Object.assign(test, {
-    joined: platform === "windows" ? test : (absolutePath: string) => keys.has(absolutePath),
-  });
+  // The final names first: hashing a short listed name is cheaper than a new full path.
+  const names = new Set([...keys].map((k) => api.basename(k)));
+  const joined = (absolutePath: string, name: string) => names.has(name) && keys.has(absolutePath);
+  return Object.assign(test, { joined: platform === "windows" ? test : joined });
 }
 
 /**
@@ -225,7 +227,7 @@ function* walkDirectory(
       continue;
     }
     const relativePath = relativeDir === "" ? name : `${relativeDir}/${name}`;
-    if (options.excluded?.(relativePath) || skip.joined(absolutePath)) continue;
+    if (options.excluded?.(relativePath) || skip.joined(absolutePath, name)) continue;
     let info: WalkFileInfo;
     try {
       info = fs.lstat(openPath);
