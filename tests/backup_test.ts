@@ -187,6 +187,24 @@ Deno.test("small files that vanish before their piece is read leave no trace, ev
   });
 });
 
+Deno.test("a file under the small-file limit but larger than a piece is streamed, and restores", async () => {
+  await withTempDir("backup", async (dir) => {
+    const src = path.join(dir, "src");
+    const big = new Uint8Array(3 << 20).map((_, i) => (i * 7919) % 251);
+    await Deno.mkdir(src);
+    await Deno.writeFile(path.join(src, "big.bin"), big);
+    await write(path.join(src, "small.txt"), "small");
+    const { names, result, storage, keyring } = await backedUpNames(dir, [src], [], {
+      smallFileLimit: 8 << 20,
+    });
+    assert.deepEqual(names, ["big.bin", "small.txt"]);
+    const out = path.join(dir, "out");
+    const restored = await runRestore({ storage, keyring, key: result.key_backup, outDir: out });
+    assert.equal(restored.integrity, "ok");
+    assert.deepEqual(await Deno.readFile(path.join(out, "big.bin")), big);
+  });
+});
+
 Deno.test("listBackups() lists complete backups and reports objects without a manifest", async () => {
   await withTempDir("backup", async (dir) => {
     await write(path.join(dir, "src", "a.txt"));

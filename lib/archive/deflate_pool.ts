@@ -1,8 +1,9 @@
 /**
- * Deflates gzip-member pieces on every core.
+ * Deflates gzip-member pieces on every core, after reading their small files
+ * into them (piece_files.ts).
  *
  * Pieces are independent (gzip_member.ts), so a pool of workers, one per
- * core, deflates them concurrently; callers keep the output order by awaiting
+ * core, fills and deflates them concurrently; callers keep the output order by awaiting
  * the promises in the order they asked. Piece buffers move to a worker and
  * back without copying, and are handed out again, so memory is bounded by the
  * number of pieces in flight, which the caller limits.
