@@ -452,21 +452,19 @@ interface HeaderBlock {
 function decodeHeaderBlock(block: Uint8Array, offset: number): HeaderBlock {
   const where = `tar header at offset ${offset}`;
   const stored = readOctalField(block, 148, 8, where, "checksum");
+  // The sum counts the checksum field as 8 spaces.
+  let unsigned = 8 * 0x20;
+  for (let i = 0; i < 148; i++) unsigned += block[i];
+  for (let i = 156; i < TAR_BLOCK; i++) unsigned += block[i];
   // GNU tar accepts both sums: some old writers summed signed chars.
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < TAR_BLOCK; i++) {
-    const byte = i >= 148 && i < 156 ? 0x20 : block[i];
-    unsigned += byte;
-    signed += byte >= 0x80 ? byte - 0x100 : byte;
-  }
-  if (stored !== unsigned && stored !== signed) {
+  if (stored !== unsigned && stored !== signedSum(block)) {
     throw integrityError(`${where} has a bad checksum (stored ${stored}, computed ${unsigned})`);
   }
-  const magic = latin1(block.subarray(257, 263));
-  const version = latin1(block.subarray(263, 265));
-  const isPosix = magic === "ustar\0";
-  const isGnu = magic === "ustar " && version === " \0";
+  // "ustar\0" (POSIX), or "ustar  \0" (GNU: magic "ustar ", version " \0").
+  const ustar = block[257] === 0x75 && block[258] === 0x73 && block[259] === 0x74 &&
+    block[260] === 0x61 && block[261] === 0x72;
+  const isPosix = ustar && block[262] === 0;
+  const isGnu = ustar && block[262] === 0x20 && block[263] === 0x20 && block[264] === 0;
   if (!isPosix && !isGnu) {
     throw integrityError(`${where} is not a ustar header (bad magic)`);
   }
@@ -496,6 +494,11 @@ function nulTerminated(block: Uint8Array, at: number, width: number): Uint8Array
 }
 
 function decodeUtf8(bytes: Uint8Array, where: string): string {
+  // Most names are short ASCII: decoded here, without a call into the runtime.
+  if (bytes.length <= 256 && isAscii(bytes)) {
+    // apply() on the bytes themselves: a spread would copy them into an array first.
+    return String.fromCharCode.apply(null, bytes as unknown as number[]);
+  }
   try {
     return utf8.decode(bytes);
   } catch (cause) {
@@ -545,8 +548,19 @@ function readOctalField(
   return value; // at most 12 octal digits: always a safe integer
 }
 
-function latin1(bytes: Uint8Array): string {
-  return String.fromCharCode(...bytes);
+/** The header checksum as writers that summed signed chars computed it. */
+function signedSum(block: Uint8Array): number {
+  let signed = 0;
+  for (let i = 0; i < TAR_BLOCK; i++) {
+    const byte = i >= 148 && i < 156 ? 0x20 : block[i];
+    signed += byte >= 0x80 ? byte - 0x100 : byte;
+  }
+  return signed;
+}
+
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] >= 0x80) return false;
+  return true;
 }
 
 function isZero(block: Uint8Array): boolean {
