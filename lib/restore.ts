@@ -5,6 +5,7 @@
  * A full restore reads the object as one stream. A selective restore
  * (`only`) fetches just the chunks that hold the selected entries' segments.
  */
+import path from "node:path";
 import zlib from "node:zlib";
 import type { SegmentRecord } from "./archive/catalog.ts";
 import { EntryTable } from "./archive/entry_table.ts";
@@ -100,7 +101,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
   }
 
   const extractor = new Extractor({
-    outDir: options.outDir,
+    // Absolute once: each entry's destination is then joined to it as it is.
+    outDir: path.resolve(options.outDir),
     known: entries,
     selected: entries.selectedNames(),
     overwrite: options.overwrite ?? false,

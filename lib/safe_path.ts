@@ -79,18 +79,42 @@ export function unsafeNameReason(
     if (/^[A-Za-z]:/.test(relativePath)) return "drive letter";
   }
   // Archive names are always "/"-separated; a backslash is part of a (Linux) name.
-  for (const segment of relativePath.split("/")) {
-    if (segment === "") return "empty path segment";
-    if (segment === "." || segment === "..") return `"${segment}" segment`;
+  // Segments are looked at in place: a restore checks every name it writes.
+  for (let start = 0; start <= relativePath.length;) {
+    let end = relativePath.indexOf("/", start);
+    if (end === -1) end = relativePath.length;
+    const length = end - start;
+    if (length === 0) return "empty path segment";
+    if (
+      relativePath.charCodeAt(start) === 0x2e &&
+      (length === 1 || (length === 2 && relativePath.charCodeAt(start + 1) === 0x2e))
+    ) {
+      return `"${relativePath.slice(start, end)}" segment`;
+    }
     if (platform === "windows") {
+      const segment = relativePath.slice(start, end);
       if (WINDOWS_FORBIDDEN_CHARS.test(segment)) {
         return `"${segment}" has a character Windows does not allow in names`;
       }
       if (WINDOWS_RESERVED.test(segment)) return `"${segment}" is a reserved name on Windows`;
       if (/[. ]$/.test(segment)) return `"${segment}" ends with a dot or space`;
     }
+    start = end + 1;
   }
   return undefined;
+}
+
+let lastOutDir: { given: string; resolved: string } | undefined;
+
+/**
+ * path.resolve(outDir), kept for the next entry of the same restore when
+ * `outDir` is absolute (a relative one depends on the working directory).
+ */
+function resolvedOutDir(outDir: string): string {
+  if (lastOutDir?.given === outDir) return lastOutDir.resolved;
+  const resolved = path.resolve(outDir);
+  if (path.isAbsolute(outDir)) lastOutDir = { given: outDir, resolved };
+  return resolved;
 }
 
 /** The absolute destination of `relativePath` under `outDir`; UNSAFE_PATH if it may not be written. */
@@ -113,8 +137,12 @@ export function resolveInside(
         : "The archive holds a name that would land outside --out or cannot exist on this system.",
     );
   }
-  const root = path.resolve(outDir);
-  const target = path.resolve(root, ...relativePath.split("/"));
+  const root = resolvedOutDir(outDir);
+  // On POSIX a name that passed the checks above joins as it is (path.resolve
+  // would normalize it again, for every entry of a restore).
+  const target = platform === "windows"
+    ? path.resolve(root, ...relativePath.split("/"))
+    : `${root === "/" ? "" : root}/${relativePath}`;
   // Belt and braces: the checks above already make escaping impossible.
   if (target !== root && !target.startsWith(root + path.sep)) {
     throw new IntellistorError(
