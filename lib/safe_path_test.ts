@@ -23,6 +23,29 @@ Deno.test("unsafeNameReason() refuses names that escape or are absolute, on ever
     }
     assert.deepEqual(unsafeNameReason("docs/Cópia de Diagrama_Solução.png", platform), undefined);
   }
+  // Segment by segment, at the start, the middle and the end.
+  const refused = [".", "..", "a/", "/", "a/b/", "a/./b", "a/../b", "../", "x/..", "a//"];
+  for (const name of refused) {
+    assert.ok(unsafeNameReason(name, "posix") !== undefined, JSON.stringify(name));
+  }
+  for (const name of ["...", "..a", ".a", "a..", "a.", "a/.b/..c/...", "x/.hidden"]) {
+    assert.equal(unsafeNameReason(name, "posix"), undefined, JSON.stringify(name));
+  }
+  assert.equal(unsafeNameReason("a/../b", "posix"), '".." segment');
+  assert.equal(unsafeNameReason("a/./b", "posix"), '"." segment');
+});
+
+Deno.test("resolveInside() joins a safe name to --out, relative or absolute, as path.resolve does", () => {
+  const names = ["a.txt", "docs/a b/ção.png", "x/.hidden/..y"];
+  for (const outDir of ["/srv/out", "/srv/out/", "/srv//out/./x/..", "relative/out", "."]) {
+    for (const name of names) {
+      assert.equal(
+        resolveInside(outDir, name, "posix"),
+        path.posix.resolve(outDir, ...name.split("/")),
+        `${outDir} + ${name}`,
+      );
+    }
+  }
 });
 
 Deno.test("unsafeNameReason() refuses Windows-only hazards only when restoring on Windows", () => {
