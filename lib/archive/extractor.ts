@@ -70,6 +70,9 @@ export class Extractor {
   readonly #directoriesMade = new Map<string, Promise<string>>();
   /** Holds one small file at a time: a buffer per file would be garbage for V8 to catch up with. */
   readonly #wholeFile = new Uint8Array(WHOLE_WRITE_LIMIT);
+  /** Temporary names: one random part per restore, then a count (no UUID per file). */
+  readonly #temporaryPrefix = `.intellistor-${crypto.randomUUID()}-`;
+  #temporaries = 0;
   /** The process's umask (POSIX): the bits a newly created file does not get. */
   readonly #umask = currentUmask();
   /** Writes verified small files, on a thread of its own once there are many. */
@@ -257,7 +260,10 @@ export class Extractor {
     const target = resolveInside(this.#options.outDir, listed.relative_path, this.#platform);
     const directory = await this.#directory(parentOf(listed.relative_path));
     // A short name of its own: the real name may already be at the 255-byte limit.
-    const temporary = path.join(directory, `.intellistor-${crypto.randomUUID()}.partial`);
+    const name = `${this.#temporaryPrefix}${this.#temporaries++}.partial`;
+    const temporary = this.#platform === "windows"
+      ? path.join(directory, name)
+      : `${directory === "/" ? "" : directory}/${name}`;
     if (listed.size <= WHOLE_WRITE_LIMIT) {
       const content = await readWhole(entry.body, this.#wholeFile.subarray(0, listed.size));
       this.#verify(listed, createHash("sha256").update(content).digest("hex"));
