@@ -20,8 +20,7 @@ export function deflateFilledPiece(
   final: boolean,
   files: PieceFiles,
 ): PieceResult {
-  const filled = fillPiece(piece, length, files);
-  const data = piece.subarray(0, filled.length);
+  const { data, ...filled } = fillPiece(piece, length, files);
   return { ...filled, output: compressor.deflate(data, level, final), crc: zlib.crc32(data) };
 }
 

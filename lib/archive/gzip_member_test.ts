@@ -196,35 +196,48 @@ Deno.test("writeFile: files are read into their piece where it is deflated; mark
   }
 });
 
-Deno.test("writeFile: a file that grew keeps the size laid out, and says so", async () => {
+Deno.test("writeFile: a file that grew is read again whole, or beyond 1 MiB keeps its listed size", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const content = pseudoRandomText(2048, 5);
-    await Deno.writeFile(`${dir}/log`, content);
-    for (const laidOut of [0, 512, 1000]) {
+    const log = pseudoRandomText(2048, 5);
+    const huge = pseudoRandomText((1 << 20) + 1, 6);
+    await Deno.writeFile(`${dir}/log`, log);
+    await Deno.writeFile(`${dir}/huge`, huge);
+    await Deno.writeFile(`${dir}/after`, pseudoRandomText(100, 7));
+    const cases = [
+      { name: "log", listed: 0, archived: log, grew: false },
+      { name: "log", listed: 512, archived: log, grew: false },
+      { name: "log", listed: 1000, archived: log, grew: false },
+      { name: "huge", listed: 1000, archived: huge.subarray(0, 1000), grew: true },
+    ];
+    for (const { name, listed, archived, grew } of cases) {
       await withDeflater(async (deflater) => {
         const writer = new GzipMemberWriter<string>(6, deflater);
-        const header = {
-          path: "log",
-          type: "file" as const,
-          size: laidOut,
-          mode: 0o644,
-          mtimeMs: 0,
-        };
-        const parts = writer.writeFile(encodeTarHeader(header), `${dir}/log`, laidOut, "log");
+        const parts: PendingChunk<string>[] = [];
+        for (const [file, size] of [[name, listed], ["after", 100]] as const) {
+          const header = { path: file, type: "file" as const, size, mode: 0o644, mtimeMs: 0 };
+          parts.push(...writer.writeFile(encodeTarHeader(header), `${dir}/${file}`, size, file));
+        }
         parts.push(...writer.write(TAR_END));
         parts.push(...writer.finish());
         const piece = await (parts.find((p) => p instanceof PendingPiece) as PendingPiece<string>)
           .done;
-        assert.deepEqual(piece.marks[0].file, {
-          sha256: createHash("sha256").update(content.subarray(0, laidOut)).digest("hex"),
-          size: laidOut,
-          grew: true,
-        });
+        const sha256 = createHash("sha256").update(archived).digest("hex");
+        const expected = grew
+          ? { sha256, size: archived.length, grew: true }
+          : { sha256, size: archived.length };
+        assert.deepEqual(piece.marks[0].file, expected, `${name} listed at ${listed}`);
         const tar = new Uint8Array(zlib.gunzipSync(await bytesOf(parts)));
-        assert.deepEqual(tar.subarray(512, 512 + laidOut), content.subarray(0, laidOut));
-        // The byte read past the hole is not left in the padding.
-        assert.ok(tar.subarray(512 + laidOut).every((b) => b === 0), `laid out ${laidOut}`);
+        const entries = [];
+        for await (const entry of parseTar(ReadableStream.from([tar]))) {
+          const data = await readAll(ReadableStream.from(entry.body));
+          entries.push({ path: entry.path, offset: entry.offset, data });
+        }
+        assert.deepEqual(entries.map((e) => e.path), [name, "after"]);
+        assert.deepEqual(entries[0].data, archived);
+        // The next entry's mark follows it wherever it moved.
+        assert.equal(piece.marks[1].offset, entries[1].offset);
+        assert.equal(piece.length, tar.length);
       });
     }
   } finally {

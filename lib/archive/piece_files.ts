@@ -12,11 +12,13 @@
  * - one that cannot be read (vanished, permission denied, locked) is taken
  *   out of the piece and reported: it is not in the archive;
  * - one that shrank gets its header written again with the size read;
- * - one that grew keeps the size the walk saw, and is reported.
- * The piece gets shorter in the first two cases; `removals` tells where, so
- * that the offsets recorded for later entries can follow.
+ * - one that grew is read again, whole, and gets its header written again;
+ *   only beyond 1 MiB does it keep the size the walk saw, and is reported.
+ * The piece then changes length; `removals` tells where, so that the offsets
+ * recorded for later entries can follow.
  */
 import { createHash } from "node:crypto";
+import { concatBytes } from "../crypto/bytes.ts";
 import { setUstarSize, TAR_BLOCK, tarPadding } from "./tar.ts";
 import { describeIoError } from "./walk.ts";
 
@@ -43,17 +45,17 @@ export type PieceFileOutcome =
 
 /** What reading a piece's files gave, in arrays like PieceFiles. */
 export interface FilledPiece {
-  /** The piece's length now (shorter when files were taken out or shrank). */
+  /** The piece's length now (files taken out, shrunk or grown change it). */
   length: number;
   /** Per file: bytes archived, or -1 when it could not be read. */
   sizes: Int32Array<ArrayBuffer>;
   /** Per file: the SHA-256 (hex) of what was archived, or why it could not be read. */
   notes: string[];
-  /** Indexes of the files that grew: their first `size` bytes were archived. */
+  /** Indexes of the files that grew beyond what is read again: their first `size` bytes were archived. */
   grew: number[];
   /**
-   * Pairs (end, bytes): `bytes` were removed just before offset `end` of the
-   * piece as laid out (see finalOffset).
+   * Pairs (end, bytes): `bytes` were removed (added, if negative) just before
+   * offset `end` of the piece as laid out (see finalOffset).
    */
   removals: number[];
 }
@@ -74,53 +76,105 @@ export function finalOffset(removals: readonly number[], offset: number): number
   return offset - shift;
 }
 
+/** A file that grew is read again, whole, up to this size; beyond it, its listed size is kept. */
+const GROWN_FILE_LIMIT = 1 << 20;
+
 /**
  * Reads every file of `files` into `piece` (its first `length` bytes laid
- * out as above), then closes up the gaps that files not read whole leave.
+ * out as above). `data` is what to compress: the piece itself, or, when some
+ * file was not as the walk saw it, the piece rebuilt around it.
  */
-export function fillPiece(piece: Uint8Array, length: number, files: PieceFiles): FilledPiece {
+export function fillPiece(
+  piece: Uint8Array,
+  length: number,
+  files: PieceFiles,
+): FilledPiece & { data: Uint8Array } {
   const count = files.paths.length;
   const sizes = new Int32Array(count);
   const notes: string[] = [];
-  const grew: number[] = [];
-  const removals: number[] = [];
-  // Gaps are closed up as we go, moving bytes only towards the start (in place).
-  let from = 0;
-  let to = 0;
+  const changed: number[] = [];
   for (let i = 0; i < count; i++) {
-    const headerOffset = files.layout[3 * i];
-    const headerLength = files.layout[3 * i + 1];
-    const planned = files.layout[3 * i + 2];
-    const contentStart = headerOffset + headerLength;
-    const read = readInto(piece, files.paths[i], contentStart, planned);
+    const contentStart = files.layout[3 * i] + files.layout[3 * i + 1];
+    const read = readInto(piece, files.paths[i], contentStart, files.layout[3 * i + 2]);
     sizes[i] = read.size;
     notes.push(read.note);
-    if (read.size > planned) {
-      sizes[i] = planned;
-      grew.push(i);
-    }
-    if (read.size === planned || read.size > planned) continue;
-    const end = contentStart + planned + tarPadding(planned);
-    piece.copyWithin(to, from, headerOffset);
-    to += headerOffset - from;
-    const start = to;
-    if (read.size >= 0) {
-      // Shrank: the header with the size read, then the content.
-      piece.copyWithin(to, headerOffset, contentStart);
-      to += headerLength;
-      setUstarSize(piece.subarray(to - TAR_BLOCK, to), read.size);
-      piece.copyWithin(to, contentStart, contentStart + read.size);
-      to += read.size;
-      const padding = tarPadding(read.size);
-      piece.fill(0, to, to + padding);
-      to += padding;
-    }
-    removals.push(end, end - headerOffset - (to - start));
-    from = end;
+    if (read.size !== files.layout[3 * i + 2]) changed.push(i);
   }
-  if (removals.length === 0) return { length, sizes, notes, grew, removals };
-  piece.copyWithin(to, from, length);
-  return { length: to + length - from, sizes, notes, grew, removals };
+  if (changed.length === 0) {
+    return { data: piece.subarray(0, length), length, sizes, notes, grew: [], removals: [] };
+  }
+  return rebuild(piece, length, files, changed, sizes, notes);
+}
+
+/**
+ * The piece again, in a new buffer, around the files not read as laid out:
+ * one that could not be read is left out; one that shrank gets the size read;
+ * one that grew is read again whole (up to GROWN_FILE_LIMIT), or else keeps
+ * its listed size and is reported. Rare, so a copy costs nothing that counts.
+ */
+function rebuild(
+  piece: Uint8Array,
+  length: number,
+  files: PieceFiles,
+  changed: readonly number[],
+  sizes: Int32Array<ArrayBuffer>,
+  notes: string[],
+): FilledPiece & { data: Uint8Array } {
+  const parts: Uint8Array[] = [];
+  const grew: number[] = [];
+  const removals: number[] = [];
+  let from = 0;
+  for (const i of changed) {
+    const headerOffset = files.layout[3 * i];
+    const contentStart = headerOffset + files.layout[3 * i + 1];
+    const planned = files.layout[3 * i + 2];
+    const end = contentStart + planned + tarPadding(planned);
+    parts.push(piece.subarray(from, headerOffset));
+    from = end;
+    let content: Uint8Array | undefined;
+    if (sizes[i] > planned) {
+      content = readWhole(files.paths[i], GROWN_FILE_LIMIT);
+      if (content === undefined) {
+        // Too large now, or gone: the bytes already read, as many as listed.
+        content = piece.slice(contentStart, contentStart + planned);
+        grew.push(i);
+      } else notes[i] = createHash("sha256").update(content).digest("hex");
+    } else if (sizes[i] >= 0) content = piece.subarray(contentStart, contentStart + sizes[i]);
+    if (content === undefined) {
+      removals.push(end, end - headerOffset);
+      continue;
+    }
+    sizes[i] = content.length;
+    const header = piece.slice(headerOffset, contentStart);
+    setUstarSize(header.subarray(header.length - TAR_BLOCK), content.length);
+    parts.push(header, content, new Uint8Array(tarPadding(content.length)));
+    const entryLength = header.length + content.length + tarPadding(content.length);
+    // Negative when the file grew: what follows moves on.
+    removals.push(end, end - headerOffset - entryLength);
+  }
+  parts.push(piece.subarray(from, length));
+  const data = concatBytes(...parts);
+  return { data, length: data.length, sizes, notes, grew, removals };
+}
+
+/** A whole file, if it can be read and is at most `limit` bytes. */
+function readWhole(path: string, limit: number): Uint8Array | undefined {
+  let file: Deno.FsFile | undefined;
+  try {
+    file = Deno.openSync(path, { read: true });
+    const buffer = new Uint8Array(limit + 1);
+    let filled = 0;
+    while (filled < buffer.length) {
+      const n = file.readSync(buffer.subarray(filled));
+      if (n === null) return buffer.slice(0, filled);
+      filled += n;
+    }
+    return undefined;
+  } catch {
+    return undefined;
+  } finally {
+    file?.close();
+  }
 }
 
 /**
