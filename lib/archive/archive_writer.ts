@@ -247,6 +247,7 @@ async function* generateArchive(
           if (segmentFullBefore(tarLength)) yield* closeSegment();
           const entry = catalogEntry(source, source.size, segmentCount);
           laidOut += tarLength;
+          // emit() inlined: one generator less per small file.
           queue(member.writeFile(header, source.osPath ?? source.absolutePath, source.size, entry));
           if (canFlush(maxDeflating - 1)) yield* flush(maxDeflating - 1);
           if (laidOut - segmentLaidOutStart >= target) yield* closeSegment();

@@ -27,7 +27,7 @@ export interface PieceMark<T> {
 /** A piece once deflated: its output and what it held. */
 export interface DeflatedPiece<T> {
   output: Uint8Array;
-  /** Uncompressed bytes it holds (files read into it may have shortened it). */
+  /** Uncompressed bytes it holds (files read into it may have changed its length). */
   length: number;
   marks: PieceMark<T>[];
 }
