@@ -138,29 +138,39 @@ export class FileWriter {
   #failure: Error | undefined;
 
   /**
-   * Writes the file (`content` is copied: the caller may reuse its buffer);
-   * resolves once it is written or queued, which may wait for room.
+   * Writes the file, or queues it (`content` is copied: the caller may then
+   * reuse its buffer). Returns undefined when that is done; a promise when
+   * it must first wait for room, and `content` must not change until it resolves.
    */
-  async write(
+  write(
     job: FileJob,
     content: Uint8Array,
     done: (failure: FileWriteFailure) => void,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     this.#throwIfFailed();
     if (this.#written++ < FILES_BEFORE_WORKER || this.#inThread) {
       done(writeOne(job, content));
-      return;
+      return undefined;
     }
     if (this.#open && this.#open.contents.length - this.#open.used < content.length) {
-      await this.#send();
+      return this.#send().then(() => this.#queue(job, content, done));
     }
+    return this.#queue(job, content, done);
+  }
+
+  #queue(
+    job: FileJob,
+    content: Uint8Array,
+    done: (failure: FileWriteFailure) => void,
+  ): Promise<void> | undefined {
     this.#open ??= this.#newBatch(content.length);
     const batch = this.#open;
     batch.contents.set(content, batch.used);
     batch.used += content.length;
     batch.jobs.push({ ...job, length: content.length });
     batch.done.push(done);
-    if (batch.jobs.length >= BATCH_FILES || batch.used >= BATCH_BYTES) await this.#send();
+    if (batch.jobs.length >= BATCH_FILES || batch.used >= BATCH_BYTES) return this.#send();
+    return undefined;
   }
 
   /** Waits until every file handed over is written or has failed. */

@@ -55,7 +55,17 @@ export interface TarEntry {
    * read it, the parser skips it before yielding the next entry. Errors
    * (IntellistorError code "INTEGRITY") if the input ends early.
    */
-  body: AsyncIterable<Uint8Array>;
+  body: TarBody;
+}
+
+/** An entry's data: streamed, or taken at once when the parser holds all of it. */
+export interface TarBody extends AsyncIterable<Uint8Array> {
+  /**
+   * The whole body at once, when the parser already holds all of it and it
+   * was not read: a view of the input, valid until the parser moves on.
+   * Undefined otherwise (then iterate).
+   */
+  takeBuffered(): Uint8Array | undefined;
 }
 
 /** Options of {@linkcode parseTar}. */
@@ -311,7 +321,8 @@ export async function* parseTar(
   try {
     while (true) {
       const entryOffset = startOffset + reader.position;
-      const header = await readEntryHeaders(reader, startOffset);
+      const found = readEntryHeaders(reader, startOffset);
+      const header = found instanceof Promise ? await found : found;
       if (header === "end") {
         await expectOnlyZeros(reader, startOffset);
         return;
@@ -325,7 +336,9 @@ export async function* parseTar(
       const body = new EntryBody(reader, header.size, header.path, startOffset);
       yield { ...header, offset: entryOffset, body };
       body.detach();
-      await reader.skipExactly(body.remaining + tarPadding(header.size), () =>
+      const rest = body.remaining + tarPadding(header.size);
+      if (reader.skipNow(rest)) continue;
+      await reader.skipExactly(rest, () =>
         integrityError(
           `tar archive is truncated: data of ${JSON.stringify(header.path)} ` +
             `(header at offset ${entryOffset}) ends early at offset ${
@@ -349,19 +362,51 @@ interface Overrides {
   sparse?: boolean;
 }
 
+type HeaderResult = ParsedHeader | "eof" | "end";
+
 /**
  * Reads the header blocks of one entry (extended headers included).
  * Returns "eof" for end of input at this boundary, "end" at a zero block.
+ * Synchronous while the blocks lie in the chunk at hand (nearly always):
+ * an `await` per block was most of the parser's time on small files.
  */
-async function readEntryHeaders(
+function readEntryHeaders(
   reader: ByteReader,
   startOffset: number,
-): Promise<ParsedHeader | "eof" | "end"> {
+): HeaderResult | Promise<HeaderResult> {
+  const steps = headerSteps(startOffset + reader.position);
+  let step = steps.next();
+  while (!step.done) {
+    const bytes = reader.readNow(step.value);
+    if (bytes === undefined) return readEntryHeadersAsync(reader, steps, step.value);
+    step = steps.next(bytes);
+  }
+  return step.value;
+}
+
+/** Goes on with `steps` across chunk boundaries, from a read of `wanted` bytes. */
+async function readEntryHeadersAsync(
+  reader: ByteReader,
+  steps: HeaderSteps,
+  wanted: number,
+): Promise<HeaderResult> {
+  let step = steps.next(await reader.read(wanted));
+  while (!step.done) step = steps.next(reader.readNow(step.value) ?? await reader.read(step.value));
+  return step.value;
+}
+
+/**
+ * The header rules, as steps: each yield asks for the next `n` bytes and
+ * receives them (fewer only where the input ends).
+ */
+type HeaderSteps = Generator<number, HeaderResult, Uint8Array>;
+
+function* headerSteps(entryOffset: number): HeaderSteps {
   const overrides: Overrides = {};
   let sawExtended = false;
+  let blockOffset = entryOffset;
   while (true) {
-    const blockOffset = startOffset + reader.position;
-    const block = await reader.read(TAR_BLOCK);
+    const block = yield TAR_BLOCK;
     if (block.length === 0 && !sawExtended) return "eof";
     if (block.length < TAR_BLOCK) {
       throw integrityError(
@@ -384,17 +429,20 @@ async function readEntryHeaders(
             `claims ${header.size} bytes (limit ${MAX_EXTENDED_HEADER_SIZE})`,
         );
       }
-      const data = await reader.read(header.size);
-      const padding = tarPadding(header.size);
-      if (data.length < header.size || await reader.skip(padding) < padding) {
+      // The data and its padding in one read.
+      const padded = header.size + tarPadding(header.size);
+      const bytes = yield padded;
+      if (bytes.length < padded) {
         throw integrityError(
           `tar archive is truncated: extended header at offset ${blockOffset} ends early`,
         );
       }
+      const data = bytes.subarray(0, header.size);
       if (typeflag === "x") applyPaxRecords(data, overrides, blockOffset);
       else if (typeflag === "L") overrides.path = decodeGnuLongName(data, blockOffset);
       else if (typeflag === "K") overrides.linkname = decodeGnuLongName(data, blockOffset);
       // 'g' (global) headers set defaults we do not use: ignored.
+      blockOffset += TAR_BLOCK + padded;
       continue;
     }
 
@@ -654,7 +702,7 @@ async function expectOnlyZeros(reader: ByteReader, startOffset: number): Promise
 }
 
 /** The streamed data of one entry; valid only until the parser moves on. */
-class EntryBody implements AsyncIterable<Uint8Array> {
+class EntryBody implements TarBody {
   remaining: number;
   #reader: ByteReader;
   #path: string;
@@ -667,6 +715,16 @@ class EntryBody implements AsyncIterable<Uint8Array> {
     this.remaining = size;
     this.#path = path;
     this.#startOffset = startOffset;
+  }
+
+  /** The whole body, if the parser holds all of it and it was not read yet (no copy). */
+  takeBuffered(): Uint8Array | undefined {
+    if (this.#started || this.#detached) return undefined;
+    const whole = this.#reader.readNow(this.remaining);
+    if (whole === undefined) return undefined;
+    this.#started = true;
+    this.remaining = 0;
+    return whole;
   }
 
   /** Called when the parser resumes: the bytes left are skipped, not readable any more. */
@@ -723,6 +781,23 @@ class ByteReader {
     this.#at += take;
     this.position += take;
     return out;
+  }
+
+  /** The next `n` bytes if the current chunk holds them all (no copy, no wait); else undefined. */
+  readNow(n: number): Uint8Array | undefined {
+    if (this.#chunk.length - this.#at < n) return undefined;
+    const out = this.#chunk.subarray(this.#at, this.#at + n);
+    this.#at += n;
+    this.position += n;
+    return out;
+  }
+
+  /** Skips `n` bytes if the current chunk holds them all; false (nothing skipped) otherwise. */
+  skipNow(n: number): boolean {
+    if (this.#chunk.length - this.#at < n) return false;
+    this.#at += n;
+    this.position += n;
+    return true;
   }
 
   /** Exactly `n` bytes, or fewer only at end of input. */

@@ -373,6 +373,44 @@ Deno.test("parseTar() reads a ReadableStream and yields body chunks that are vie
   assert.deepEqual([...buffers], [bytes.buffer], "no copies of body data");
 });
 
+Deno.test("parseTar(): takeBuffered() gives a body the chunk holds whole, and nothing once split or read", async () => {
+  const entries = sampleEntries();
+  const { bytes, offsets } = buildArchive(entries);
+  for (const size of [1, 513, 4096, MiB]) {
+    const chunks: Uint8Array[] = [];
+    for (let at = 0; at < bytes.length; at += size) chunks.push(bytes.subarray(at, at + size));
+    let index = 0;
+    for await (const entry of parseTar(ReadableStream.from(chunks))) {
+      const data = entries[index].data ?? new Uint8Array(0);
+      const start = offsets[index] + encodeTarHeader(entries[index].fields).length;
+      // The parser holds the chunk that ends the headers; the next one is not read yet.
+      const inOneChunk = data.length === 0 ||
+        Math.floor((start - 1) / size) === Math.floor((start + data.length - 1) / size);
+      const taken = entry.body.takeBuffered();
+      assert.equal(taken !== undefined, inOneChunk, `${entry.path} at chunk size ${size}`);
+      if (taken !== undefined) {
+        assert.deepEqual(taken, data, `${entry.path} at chunk size ${size}`);
+        assert.ok(chunks.some((c) => c.buffer === taken.buffer), "a view, not a copy");
+        assert.equal(entry.body.takeBuffered(), undefined, "taken once");
+        await assert.rejects(readBody(entry.body), /can be read only once/);
+      } else assert.deepEqual(await readBody(entry.body), data);
+      index++;
+    }
+    assert.equal(index, entries.length);
+  }
+  // A body partly streamed is not taken whole afterwards.
+  const big = pseudoRandomBytes(3000, 7);
+  const archive = buildArchive([{
+    fields: { path: "big", type: "file", size: big.length, mode: 0o644, mtimeMs: 0 },
+    data: big,
+  }]);
+  for await (const entry of parseTar(chunked(archive.bytes, 1024))) {
+    const iterator = entry.body[Symbol.asyncIterator]();
+    await iterator.next();
+    assert.equal(entry.body.takeBuffered(), undefined);
+  }
+});
+
 Deno.test("parseTar() keeps PAX mtime fractions to whole milliseconds", async () => {
   const { bytes } = buildArchive([
     { fields: { path: "f", type: "file", size: 0, mode: 0o644, mtimeMs: 1_000_000_000_456.789 } },
