@@ -362,14 +362,14 @@ export function pathExistsSync(
  * spelling of it.
  */
 export function foldedNameClashes(names: Iterable<string>): Set<string> {
-  const byKey = new Map<string, string[]>();
+  // The first name of each folded form; no list per name (a restore may hold millions).
+  const firstByKey = new Map<string, string>();
+  const clashes = new Set<string>();
   for (const name of names) {
     const key = name.normalize("NFC").toLowerCase();
-    const same = byKey.get(key);
-    if (same === undefined) byKey.set(key, [name]);
-    else same.push(name);
+    const first = firstByKey.get(key);
+    if (first === undefined) firstByKey.set(key, name);
+    else clashes.add(first).add(name);
   }
-  const clashes = new Set<string>();
-  for (const same of byKey.values()) if (same.length > 1) same.forEach((n) => clashes.add(n));
   return clashes;
 }

@@ -4,6 +4,7 @@ import { IntellistorError } from "./errors.ts";
 import {
   caseCollisions,
   ensureParentDirectory,
+  foldedNameClashes,
   osPath,
   resolveInside,
   unsafeNameReason,
@@ -186,4 +187,15 @@ Deno.test("caseCollisions() keeps the first spelling and refuses the later ones"
     assert.match(message, /intellistor decrypt/);
   }
   assert.deepEqual(caseCollisions([{ relative_path: "a", type: "file" }]).size, 0);
+});
+
+Deno.test("foldedNameClashes: every name whose case-folded NFC spelling another name shares, and no other", () => {
+  const nfc = "caf\u00e9.txt";
+  const nfd = "cafe\u0301.txt";
+  const names = ["a.txt", "b.txt", "A.TXT", "docs/a.txt", nfc, "x/Y", nfd, "x/y", "a.TxT", "c.txt"];
+  assert.deepEqual(
+    [...foldedNameClashes(names)].sort(),
+    ["A.TXT", "a.TxT", "a.txt", nfc, nfd, "x/Y", "x/y"].sort(),
+  );
+  assert.equal(foldedNameClashes(["a", "b", "a/b"]).size, 0);
 });
