@@ -22,10 +22,13 @@
  * A round runs each tool once: our backup, full restore (whose tree is compared with the source:
  * file count and bytes) and selective restore; tar -czf and -xzf; restic backup and restore into a
  * new repository. The tools take turns going first, and every command starts after `sync`, so it
- * does not pay for the previous one's writes. The table shows each operation's median wall
- * time and highest peak RSS, the targets each round's ratio too: on a shared machine one round can
- * be disturbed (file creation time on the test machines' disk varies several-fold from minute to
- * minute). A large run of 3 rounds takes about 7 minutes on 2 cores, a medium one 1.5 minutes.
+ * does not pay for the previous one's writes. Restored trees under 1 GiB are removed only after
+ * the last round: on ext4, creating files within a minute or more of deleting many is several
+ * times slower, and the next tool would pay for the last one's clean-up. The table shows each
+ * operation's median wall time and highest peak RSS, the targets each round's ratio too: on a
+ * shared machine one round can be disturbed. A large run of 3 rounds takes about 7 minutes on 2
+ * cores, a medium one 1.5 minutes. Run it a few minutes after deleting a large tree (an earlier
+ * run's included), or its first rounds meet the same slow file creation.
  *
  * `--memory-scaling` instead checks that our peak RSS does not grow with the data: it generates
  * the scaled mix at 256 MiB and at 2 GiB (same shape: files and bytes both × 8), runs only our
@@ -261,11 +264,16 @@ async function ourBackup(data: string, tag: string) {
 }
 
 /**
- * Our full restore into a new directory, removed afterwards; a restored tree whose file count or
- * bytes differ from the source's is reported as a problem (the CLI verifies every SHA-256 itself).
+ * Our full restore into `out`, a new directory; a restored tree whose file count or bytes differ
+ * from the source's is reported as a problem (the CLI verifies every SHA-256 itself).
  */
-async function ourRestore(policy: string, key: string, stats: TreeStats, problems: string[]) {
-  const out = path.join(work, "restore-ours");
+async function ourRestore(
+  policy: string,
+  key: string,
+  stats: TreeStats,
+  problems: string[],
+  out: string,
+) {
   const r = await cli([
     "restore",
     "--policy",
@@ -285,7 +293,6 @@ async function ourRestore(policy: string, key: string, stats: TreeStats, problem
     log(`PROBLEM: ${problem}`);
     problems.push(problem);
   }
-  await Deno.remove(out, { recursive: true });
   return { run: r, json };
 }
 
@@ -328,7 +335,9 @@ async function memoryScaling(): Promise<void> {
     log(`intellistor backup (${label})`);
     const backup = await ourBackup(data, `x${scale}`);
     log(`intellistor restore (${label})`);
-    const restore = await ourRestore(backup.policy, backup.key, stats, problems);
+    const out = path.join(work, "restore-ours");
+    const restore = await ourRestore(backup.policy, backup.key, stats, problems, out);
+    await Deno.remove(out, { recursive: true });
     trees.push({
       label,
       scale,
@@ -441,13 +450,26 @@ async function compare(): Promise<void> {
   };
   const selectiveRuns: SelectiveRun[] = [];
   const integrities: string[] = [];
+  // Restored trees are removed once every round is over. For a minute or more after many files
+  // are deleted, ext4 makes creating files several times slower (its inode allocator checks
+  // each recently freed inode, kernel time): removing each tool's tree right after its run made
+  // the next tool's restore pay for it (50,000 files, tar -xzf: 1.2 s after no deletion, 13 s
+  // right after one). A tree of 1 GiB or more (few files for its size) is removed at once.
+  const keepUntilEnd = stats.bytes < GIB;
+  const restoredTrees: string[] = [];
+  const restored = async (dir: string) => {
+    if (keepUntilEnd) restoredTrees.push(dir);
+    else await Deno.remove(dir, { recursive: true });
+  };
 
   const runOurs = async (round: number) => {
     log(`intellistor backup (round ${round})`);
     const backup = await ourBackup(data, `bench-${round}`);
     record("intellistor", "backup", backup.run, backup.storeBytes);
     log(`intellistor restore (round ${round})`);
-    const restore = await ourRestore(backup.policy, backup.key, stats, problems);
+    const out = path.join(work, `restore-ours-${round}`);
+    const restore = await ourRestore(backup.policy, backup.key, stats, problems, out);
+    await restored(out);
     record("intellistor", "restore", restore.run, null);
     integrities.push(restore.json.integrity as string);
     log(`intellistor selective restore (round ${round})`);
@@ -483,11 +505,11 @@ async function compare(): Promise<void> {
     const tarC = await run("tar", ["-czf", tarFile, "-C", data, "."]);
     record("tar", "backup (-czf)", tarC, (await Deno.stat(tarFile)).size);
     log(`tar -xzf (round ${round})`);
-    const tarDir = path.join(work, "restore-tar");
+    const tarDir = path.join(work, `restore-tar-${round}`);
     await Deno.mkdir(tarDir);
     const tarX = await run("tar", ["-xzf", tarFile, "-C", tarDir]);
     record("tar", "restore (-xzf)", tarX, null);
-    await Deno.remove(tarDir, { recursive: true });
+    await restored(tarDir);
     await Deno.remove(tarFile);
   };
   const runRestic = async (round: number) => {
@@ -504,12 +526,12 @@ async function compare(): Promise<void> {
     const rb = await run("restic", ["backup", "--quiet", data], { env: renv });
     record("restic", "backup", rb, await duBytes(repo));
     log(`restic restore (round ${round})`);
-    const rdir = path.join(work, "restore-restic");
+    const rdir = path.join(work, `restore-restic-${round}`);
     const rr = await run("restic", ["restore", "latest", "--quiet", "--target", rdir], {
       env: renv,
     });
     record("restic", "restore", rr, null);
-    await Deno.remove(rdir, { recursive: true });
+    await restored(rdir);
     await Deno.remove(repo, { recursive: true });
     await Deno.remove(renv.RESTIC_CACHE_DIR, { recursive: true }).catch(() => {});
   };
@@ -518,6 +540,7 @@ async function compare(): Promise<void> {
     const shift = (round - 1) % tools.length;
     for (const tool of [...tools.slice(shift), ...tools.slice(0, shift)]) await tool(round);
   }
+  for (const dir of restoredTrees) await Deno.remove(dir, { recursive: true });
 
   const results: Measured[] = [...samples.values()].map(({ tool, operation, runs }) =>
     summarize(tool, operation, runs, stats)
