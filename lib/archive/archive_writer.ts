@@ -199,6 +199,10 @@ async function* generateArchive(
     const segmentLength = laidOut - segmentLaidOutStart;
     return segmentLength > 0 && segmentLength + tarLength > target;
   }
+  /** Whether the segment has reached its target (checked after each entry). */
+  function segmentFull(): boolean {
+    return laidOut - segmentLaidOutStart >= target;
+  }
   async function* closeSegment(): AsyncGenerator<Uint8Array> {
     yield* emit(member.finish());
     output.push(() => {
@@ -250,7 +254,7 @@ async function* generateArchive(
           // emit() inlined: one generator less per small file.
           queue(member.writeFile(header, source.osPath ?? source.absolutePath, source.size, entry));
           if (canFlush(maxDeflating - 1)) yield* flush(maxDeflating - 1);
-          if (laidOut - segmentLaidOutStart >= target) yield* closeSegment();
+          if (segmentFull()) yield* closeSegment();
           continue;
         }
       }
@@ -332,7 +336,7 @@ async function* generateArchive(
           catalog.contentBytes += size;
         }
         yield* writeTar(ZERO_BLOCK.subarray(0, tarPadding(size)));
-        if (laidOut - segmentLaidOutStart >= target) yield* closeSegment();
+        if (segmentFull()) yield* closeSegment();
       } finally {
         file?.close();
       }
