@@ -7,5 +7,5 @@ import { type FileBatch, writeBatch } from "./file_writer.ts";
 
 self.onmessage = (event: MessageEvent<FileBatch>) => {
   const reply = writeBatch(event.data);
-  self.postMessage(reply, [reply.buffer]);
+  self.postMessage(reply, [reply.buffer, reply.numbers.buffer]);
 };
