@@ -87,7 +87,7 @@ export interface FileBatchReply {
   id: number;
   buffer: ArrayBuffer;
   numbers: Float64Array<ArrayBuffer>;
-  failures: { index: number; message: string; raw: string }[];
+  failures: (NonNullable<FileWriteFailure> & { index: number })[];
 }
 
 /** Writes one file, saying how it went instead of throwing. */
@@ -283,10 +283,9 @@ export class FileWriter {
   #settle(reply: FileBatchReply, batch: OpenBatch): void {
     this.#freeBuffers.push(reply.buffer);
     this.#freeNumbers.push(new Float64Array(reply.numbers.buffer));
-    const failed = new Map(
-      reply.failures.map(({ index, message, raw }) => [index, { message, raw }]),
-    );
-    batch.done.forEach((done, i) => done(failed.get(i)));
+    const failures: FileWriteFailure[] = [];
+    for (const { index, message, raw } of reply.failures) failures[index] = { message, raw };
+    batch.done.forEach((done, i) => done(failures[i]));
     this.#wake();
   }
 
