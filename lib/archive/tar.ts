@@ -785,11 +785,8 @@ class ByteReader {
 
   /** The next `n` bytes if the current chunk holds them all (no copy, no wait); else undefined. */
   readNow(n: number): Uint8Array | undefined {
-    if (this.#chunk.length - this.#at < n) return undefined;
-    const out = this.#chunk.subarray(this.#at, this.#at + n);
-    this.#at += n;
-    this.position += n;
-    return out;
+    const at = this.#at;
+    return this.skipNow(n) ? this.#chunk.subarray(at, at + n) : undefined;
   }
 
   /** Skips `n` bytes if the current chunk holds them all; false (nothing skipped) otherwise. */
