@@ -19,7 +19,7 @@ import {
   SealedContentWriter,
   sealGzippedContent,
 } from "./manifest.ts";
-import type { Policy } from "./policy/policy.ts";
+import { checkPathsExist, type Policy } from "./policy/policy.ts";
 import type { Storage } from "./storage/storage.ts";
 import { bytesStream, forkTo, MeterStream } from "./streams.ts";
 import { VERSION } from "./version.ts";
@@ -78,6 +78,10 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   const objectKey = prefix + OBJECT_NAME;
   const manifestKey = prefix + MANIFEST_NAME;
 
+  // A missing source (an unmounted disk, a share not connected) fails the
+  // backup, for the agent and the SDK as for the CLI: archiving nothing and
+  // reporting it as a partial success would look healthy night after night.
+  await checkPathsExist(policy, policy.id);
   const keys = await createStreamKeys(options.keyring);
   const warnings: BackupWarning[] = [];
   const warn = (warning: BackupWarning) => warnings.push(warning);

@@ -135,6 +135,47 @@ Deno.test("agent run: a failed run uploads its log with the error", async () => 
   }
 });
 
+Deno.test("agent run: a missing source fails the run (exit 2, failure URL), no empty backup", async () => {
+  const world = await setUp();
+  const received: string[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      await request.body?.cancel();
+      received.push(new URL(request.url).pathname);
+      return new Response("OK");
+    },
+  );
+  try {
+    // Like a disk that is not mounted tonight.
+    await Deno.remove(path.join(world.work, "dados"), { recursive: true });
+    const withHook = path.join(world.work, "secure", "hook.env");
+    const base = `http://127.0.0.1:${server.addr.port}/ping`;
+    await writeEnv(withHook, {
+      ...world.env,
+      INTELLISTOR_NOTIFY_URL: base,
+      INTELLISTOR_NOTIFY_FAILURE_URL: `${base}/fail`,
+    });
+    const result = await runCli(agentArgs(world, withHook), { cwd: world.work });
+    assert.equal(result.code, 2, result.stderr);
+    const json = result.json() as { status: string; backup?: unknown; log: { key: string } };
+    assert.equal(json.status, "failed");
+    assert.equal(json.backup, undefined);
+    const error = JSON.parse(result.stderr).error;
+    assert.equal(error.code, "POLICY_INVALID");
+    assert.match(error.message, /paths\[0\].*dados.*does not exist/);
+    assert.deepEqual(received, ["/ping/fail"]);
+    const backups: string[] = [];
+    for await (const info of world.s3.list("backups/")) backups.push(info.key);
+    assert.deepEqual(backups, []);
+    const events = await readLog(world, json.log.key);
+    assert.equal(events.find((e) => e.event === "error")?.code, "POLICY_INVALID");
+  } finally {
+    await server.shutdown();
+    await tearDown(world);
+  }
+});
+
 Deno.test("agent run: a log that could not be uploaded goes up with the next run", async () => {
   const world = await setUp();
   try {

@@ -15,7 +15,7 @@ import { withTempDir } from "./support/temp.ts";
 
 const keyring = keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() });
 
-Deno.test("symlink loops are archived as links, never followed; a looping source is a warning", async () => {
+Deno.test("symlink loops are archived as links, never followed; a looping source fails the backup", async () => {
   await withTempDir("src", async (work) => {
     const source = path.join(work, "src");
     await Deno.mkdir(path.join(source, "d"), { recursive: true });
@@ -24,15 +24,22 @@ Deno.test("symlink loops are archived as links, never followed; a looping source
     await Deno.symlink(path.join(work, "loop-b"), path.join(work, "loop-a"));
     await Deno.symlink(path.join(work, "loop-a"), path.join(work, "loop-b"));
     const storage = new LocalStorage(path.join(work, "store"));
-    const policy = validatePolicy({ id: "loops", paths: [source, path.join(work, "loop-a")] }, "t");
+    const looping = validatePolicy({ id: "loops", paths: [source, path.join(work, "loop-a")] }, "t");
+    await assert.rejects(
+      runBackup({ policy: looping, storage, keyring }),
+      (error: IntellistorError) =>
+        error.code === "POLICY_INVALID" && error.message.includes("paths[1]") &&
+        error.message.includes("loop-a"),
+    );
+    const policy = validatePolicy({ id: "loops", paths: [source] }, "t");
     const backup = await runBackup({ policy, storage, keyring });
     assert.equal(backup.symlinks, 2);
-    assert.deepEqual(backup.warnings.map((w) => w.path), [path.join(work, "loop-a")]);
+    assert.deepEqual(backup.warnings, []);
     const out = path.join(work, "out");
     const restored = await runRestore({ storage, keyring, key: backup.key_backup, outDir: out });
     assert.equal(restored.integrity, "ok");
-    assert.equal(await Deno.readLink(path.join(out, "src", "d", "up")), "..");
-    assert.equal(await Deno.readLink(path.join(out, "src", "self")), "self");
+    assert.equal(await Deno.readLink(path.join(out, "d", "up")), "..");
+    assert.equal(await Deno.readLink(path.join(out, "self")), "self");
   });
 });
 
