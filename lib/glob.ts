@@ -143,6 +143,8 @@ function toRegex(pattern: string, caseInsensitive: boolean): CompiledPattern {
     const reason = error instanceof Error ? error.message : String(error);
     throw new PatternProblem(`it is not a valid glob (${reason})`);
   }
+  // picomatch builds `**` from ".", which skips line breaks; names may hold them.
+  if (!regex.dotAll) regex = new RegExp(regex.source, regex.flags + "s");
   return { anchored: glob.includes("/"), regex };
 }
 

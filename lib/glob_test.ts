@@ -98,6 +98,19 @@ Deno.test("* never crosses a slash but ** does", () => {
   assert.deepEqual(select(["**/docs/*.txt"]), ["notes/docs/x.txt"]);
 });
 
+Deno.test("*, ? and ** match names holding line breaks like any other character", () => {
+  for (const name of ["new\nline.txt", "a/new\nline.txt", "a/b\r\nc/d.txt"]) {
+    for (const pattern of ["**", "**/*", "*", "**/*.txt"]) {
+      assert.ok(
+        compilePatterns([pattern])(name),
+        `${JSON.stringify(pattern)} ${JSON.stringify(name)}`,
+      );
+    }
+  }
+  assert.ok(compilePatterns(["new?line.txt"])("new\nline.txt"));
+  assert.ok(compilePatterns(["a/b??c/*"])("a/b\r\nc/d.txt"));
+});
+
 Deno.test("any of several patterns selects a path", () => {
   assert.deepEqual(select(["readme.md", "x.txt"]), ["docs/readme.md", "notes/docs/x.txt"]);
   assert.deepEqual(select([]), []);
