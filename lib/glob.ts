@@ -35,7 +35,7 @@
  * @module
  */
 
-import picomatch from "picomatch";
+import picomatch from "npm:picomatch@4.0.7";
 import { IntellistorError } from "./errors.ts";
 
 /** A compiled set of patterns: true when ANY pattern matches the path. */

@@ -62,6 +62,36 @@ Deno.test("build.ts includes every module loaded by URL at run time in the execu
   }
 });
 
+Deno.test("each npm package is imported at the one version deno.json lists", async () => {
+  // The code names its packages with full npm: specifiers (so that mod.ts works from a
+  // script outside the project); deno.json lists the same ones, which keeps them in the lock.
+  const root = new URL("../", import.meta.url);
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
+  const packageOf = (specifier: string) => specifier.match(/^npm:(@?[^@]+)@([^/]+)/)?.slice(1, 3);
+  const listed = new Set(
+    Object.values(config.imports as Record<string, string>).map((value) =>
+      `npm:${packageOf(value)!.join("@")}`
+    ),
+  );
+  const used = new Set<string>();
+  for (const dir of ["lib/", "tests/"]) {
+    for await (const file of walkTs(new URL(dir, root))) {
+      const text = await Deno.readTextFile(file);
+      assert.equal(
+        text.match(/^import [^;]* from "(?!npm:|node:|\.)[^"\n]*";$/m),
+        null,
+        `a bare import in ${file}`,
+      );
+      for (const match of text.matchAll(/"(npm:[^"]+)"/g)) {
+        const specifier = `npm:${packageOf(match[1])!.join("@")}`;
+        used.add(specifier);
+        assert.ok(listed.has(specifier), `${specifier} (${file.pathname}) is not in deno.json`);
+      }
+    }
+  }
+  assert.deepEqual([...listed].sort(), [...used].sort());
+});
+
 async function* walkTs(dir: URL): AsyncGenerator<URL> {
   for await (const entry of Deno.readDir(dir)) {
     const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);

@@ -28,7 +28,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import path from "node:path";
-import YAML from "yaml";
+import YAML from "npm:yaml@2.9.1";
 import { loadEnvironment } from "../lib/config/env.ts";
 import { keyringFromEnv } from "../lib/crypto/keys.ts";
 import { decryptStream, HEADER_SIZE, openHeader, type StreamKeys } from "../lib/crypto/stream.ts";

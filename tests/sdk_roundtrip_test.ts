@@ -18,6 +18,7 @@ import {
 } from "../mod.ts";
 import { s3rverCredentials, startS3Server } from "./support/s3_server.ts";
 import { assertSameTree, LONG_PATH, makeSampleTree } from "./support/tree.ts";
+import { withTempDir } from "./support/temp.ts";
 
 const PART_SIZE = 5 * 1024 * 1024;
 
@@ -96,4 +97,39 @@ Deno.test("SDK round trip through S3 (multipart) restores the tree identically",
     await server.stop();
     await Deno.remove(work, { recursive: true });
   }
+});
+
+Deno.test("mod.ts works from a script outside the project, with no deno.json of its own", async () => {
+  await withTempDir("sdk-outside", async (work) => {
+    await Deno.mkdir(path.join(work, "src"));
+    await Deno.writeTextFile(path.join(work, "src", "nota.txt"), "conteúdo\n");
+    const script = path.join(work, "user.ts");
+    await Deno.writeTextFile(
+      script,
+      `import { keyringFromEnv, LocalStorage, runBackup, runRestore, validatePolicy } from ${
+        JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+      };
+const work = ${JSON.stringify(work)};
+const policy = validatePolicy({ id: "outside", paths: [work + "/src"] }, "inline");
+const storage = new LocalStorage(work + "/store");
+const keyring = keyringFromEnv({ INTELLISTOR_PASSPHRASE: "a passphrase of some length" });
+const backup = await runBackup({ policy, storage, keyring });
+const restore = await runRestore({ storage, keyring, key: backup.key_backup, outDir: work + "/out", only: ["*.txt"] });
+console.log(JSON.stringify({ files: backup.files, integrity: restore.integrity }));
+`,
+    );
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-lock", script],
+      cwd: work,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), {
+      files: 1,
+      integrity: "ok",
+    });
+    assert.equal(await Deno.readTextFile(path.join(work, "out", "nota.txt")), "conteúdo\n");
+  });
 });

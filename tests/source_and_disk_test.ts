@@ -24,7 +24,10 @@ Deno.test("symlink loops are archived as links, never followed; a looping source
     await Deno.symlink(path.join(work, "loop-b"), path.join(work, "loop-a"));
     await Deno.symlink(path.join(work, "loop-a"), path.join(work, "loop-b"));
     const storage = new LocalStorage(path.join(work, "store"));
-    const looping = validatePolicy({ id: "loops", paths: [source, path.join(work, "loop-a")] }, "t");
+    const looping = validatePolicy(
+      { id: "loops", paths: [source, path.join(work, "loop-a")] },
+      "t",
+    );
     await assert.rejects(
       runBackup({ policy: looping, storage, keyring }),
       (error: IntellistorError) =>

@@ -5,7 +5,7 @@
  * a `.env` in the current directory is used when present. Values from the file
  * win over inherited ones, because naming a file is the more explicit choice.
  */
-import { parse } from "dotenv";
+import { parse } from "npm:dotenv@18.0.10";
 import path from "node:path";
 import { IntellistorError } from "../errors.ts";
 

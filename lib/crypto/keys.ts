@@ -14,7 +14,7 @@
  *   builds are non-enumerable.
  */
 
-import { scryptAsync } from "@noble/hashes/scrypt.js";
+import { scryptAsync } from "npm:@noble/hashes@2.4.0/scrypt.js";
 import { IntellistorError } from "../errors.ts";
 import { concatBytes, fromBase64, randomBytes, toBase64, toHex, utf8 } from "./bytes.ts";
 

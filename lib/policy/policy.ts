@@ -10,7 +10,7 @@
  */
 
 import path from "node:path";
-import YAML from "yaml";
+import YAML from "npm:yaml@2.9.1";
 import { IntellistorError } from "../errors.ts";
 import { describePatternProblem } from "../glob.ts";
 import { CronError, parseCron } from "./cron.ts";

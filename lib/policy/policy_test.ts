@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import path from "node:path";
-import YAML from "yaml";
+import YAML from "npm:yaml@2.9.1";
 import { IntellistorError } from "../errors.ts";
 import {
   checkPathsExist,

@@ -6,10 +6,10 @@
  * process that never touches S3 (local storage, `policy-create`, `--help`)
  * does not pay its ~60 MB and start-up time.
  */
-import type { S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "npm:@aws-sdk/client-s3@3.1169.0";
 
 /** The SDK module, loaded on first use (type-only here, so importing this file loads nothing). */
-type S3Sdk = typeof import("@aws-sdk/client-s3");
+type S3Sdk = typeof import("npm:@aws-sdk/client-s3@3.1169.0");
 import { IntellistorError } from "../errors.ts";
 import type { ByteRange, ObjectInfo, Storage } from "./storage.ts";
 import { assertByteRange, assertStorageKey, assertStoragePrefix } from "./storage_rules.ts";
@@ -65,7 +65,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Storag
   if (!Number.isSafeInteger(queueSize) || queueSize < 1) {
     throw new RangeError("S3 queue size must be a positive integer");
   }
-  const sdk = await import("@aws-sdk/client-s3");
+  const sdk = await import("npm:@aws-sdk/client-s3@3.1169.0");
   const endpoint = options.endpoint;
   const region = options.region ?? defaultRegion;
   const client = new sdk.S3Client({
@@ -136,7 +136,7 @@ class S3Storage implements Storage {
     const objectKey = this.#objectKey(key);
     const tap = new BodyTap(body);
     try {
-      const { Upload } = await import("@aws-sdk/lib-storage");
+      const { Upload } = await import("npm:@aws-sdk/lib-storage@3.1169.0");
       const upload = new Upload({
         client: this.#client,
         params: { Bucket: this.#settings.bucket, Key: objectKey, Body: tap.stream },

@@ -13,7 +13,7 @@
  *   continuation tokens fail (they use DES, which Deno's node:crypto lacks),
  *   so any truncated listing is a 500. `listObjectsLikeS3` fixes both.
  */
-import S3rver from "s3rver";
+import S3rver from "npm:s3rver@3.7.1";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { compareStorageKeys } from "../../lib/storage/storage_rules.ts";
