@@ -166,6 +166,44 @@ Deno.test("no secret appears in any output, log, manifest, object or metadata", 
       ...env("key"),
     ]);
 
+    // Mistakes that put a secret where a name or a policy belongs: the errors must not echo it.
+    await cli("list with the .env as policy", ["list", "--policy", "key.env", ...env("key")]);
+    await cli("agent with the .env as policy", [
+      "agent",
+      "run",
+      "--policy",
+      path.join(work, "pass.env"),
+      "--env-file",
+      path.join(work, "pass.env"),
+      "--state-dir",
+      path.join(work, "state"),
+    ]);
+    await cli("policy-create with a key as --key-env", [
+      "policy-create",
+      "--out",
+      "mistake.yaml",
+      "--paths",
+      source,
+      "--key-env",
+      SECRETS.INTELLISTOR_KEY,
+    ]);
+    await Deno.writeTextFile(
+      path.join(work, "values.yaml"),
+      [
+        "id: values",
+        `paths: [${JSON.stringify(source)}]`,
+        "encryption:",
+        `  passphrase_env: ${JSON.stringify(SECRETS.INTELLISTOR_PASSPHRASE)}`,
+        "notify:",
+        `  url_env: ${JSON.stringify(SECRETS.INTELLISTOR_NOTIFY_URL)}`,
+        `${JSON.stringify(`AWS_SECRET_ACCESS_KEY=${SECRETS.AWS_SECRET_ACCESS_KEY}`)}: 1`,
+        `schedule: ${JSON.stringify(SECRETS.AWS_SESSION_TOKEN)}`,
+      ].join("\n"),
+    );
+    const values = await cli("values as names", ["list", "--policy", "values.yaml", ...env("key")]);
+    assert.equal(values.code, 2, values.stderr);
+    await Deno.remove(path.join(work, "values.yaml"));
+
     // A canary proves the search finds a secret where one is.
     const canary = path.join(work, "canary.txt");
     await Deno.writeTextFile(canary, `x${forms(SECRETS.AWS_SECRET_ACCESS_KEY)[1]}x`);

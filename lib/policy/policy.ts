@@ -208,7 +208,16 @@ export async function readPolicy(
       { cause: error },
     );
   }
-  const policy = validatePolicy(parseYaml(decodeText(bytes, file), file), file);
+  const text = decodeText(bytes, file);
+  if (looksLikeEnvFile(text)) {
+    // Said without quoting a line: they hold keys and credentials.
+    throw new IntellistorError(
+      "POLICY_INVALID",
+      `Policy "${file}" is invalid: it holds NAME=value lines, as a .env file does, not a policy`,
+      "Pass the policy (YAML) with --policy and the .env file with --env-file.",
+    );
+  }
+  const policy = validatePolicy(parseYaml(text, file), file);
   if (options.requirePaths) await checkPathsExist(policy, file);
   return policy;
 }
@@ -711,8 +720,9 @@ function readEnvName(
   if (!ENV_NAME_PATTERN.test(value)) {
     problems.add(
       field,
-      `${JSON.stringify(value)} is not an environment variable name (use letters, digits and ` +
-        '"_", not starting with a digit: the name of the variable, not its value)',
+      // Not quoted: the usual mistake is the secret itself in place of its name.
+      `the text given (${value.length} characters) is not an environment variable name (use ` +
+        'letters, digits and "_", not starting with a digit: the name of the variable, not its value)',
     );
   }
   return value;
@@ -727,7 +737,9 @@ function rejectUnknownKeys(
 ): void {
   for (const key of Object.keys(mapping)) {
     if (allowed.includes(key)) continue;
-    const field = parent === "" ? key : `${parent}.${key}`;
+    // A key that is not name-like may be a pasted secret ("TOKEN=abc"): not echoed.
+    const shown = /^[\w.-]{1,40}$/.test(key) ? key : `(a key of ${key.length} characters)`;
+    const field = parent === "" ? shown : `${parent}.${shown}`;
     const suggestion = closestKey(key, allowed);
     problems.add(
       field,
@@ -805,6 +817,16 @@ export async function checkPathsExist(policy: Policy, source: string): Promise<v
     }
   }
   problems.throwIfAny(source);
+}
+
+/** True when the first line that is neither blank nor a comment is a `NAME=value` assignment. */
+function looksLikeEnvFile(text: string): boolean {
+  for (const line of text.split(/\r?\n/)) {
+    const trimmed = line.trim();
+    if (trimmed === "" || trimmed.startsWith("#") || trimmed === "---") continue;
+    return /^(export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=/.test(trimmed);
+  }
+  return false;
 }
 
 async function statOrUndefined(file: string): Promise<Deno.FileInfo | undefined> {
@@ -955,9 +977,17 @@ function expectedText(value: unknown): string {
   return `expected text, got ${describe(value)}${hint}`;
 }
 
+/** Texts up to this length are quoted in messages; a base64 key has 44 characters. */
+const DESCRIBED_TEXT_LIMIT = 32;
+
 function describe(value: unknown): string {
   if (value === null || value === undefined) return "nothing";
-  if (typeof value === "string") return `the text ${JSON.stringify(value)}`;
+  // A long text may be something pasted by mistake (a key, a .env file): not echoed.
+  if (typeof value === "string") {
+    return value.length <= DESCRIBED_TEXT_LIMIT
+      ? `the text ${JSON.stringify(value)}`
+      : `a text of ${value.length} characters`;
+  }
   if (typeof value === "number" || typeof value === "boolean") return `${typeof value} ${value}`;
   if (Array.isArray(value)) return "a list";
   if (isMapping(value)) return "a mapping";

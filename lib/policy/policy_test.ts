@@ -768,3 +768,27 @@ Deno.test("writePolicyFile refuses a directory even with force", async () => {
     assert.match(error.message, /is a directory/);
   });
 });
+
+Deno.test("a .env file given as the policy is refused without quoting any of it", async () => {
+  await withTempDir(async (dir) => {
+    const file = path.join(dir, ".env");
+    for (
+      const text of [
+        "INTELLISTOR_KEY=c2VjcmV0LWtleQ==\n",
+        "# credentials\n\nexport AWS_SECRET_ACCESS_KEY=abc: def\n",
+        'INTELLISTOR_PASSPHRASE="a: b"\nX=1\n',
+      ]
+    ) {
+      await Deno.writeTextFile(file, text);
+      const error = await asyncErrorOf(() => readPolicy(file));
+      assert.equal(error.code, "POLICY_INVALID");
+      assert.match(error.message, /NAME=value lines, as a \.env file does/);
+      for (const part of ["c2VjcmV0", "abc", "a: b", "INTELLISTOR", "AWS"]) {
+        assert.ok(!error.message.includes(part), `${part} quoted`);
+      }
+    }
+    // A YAML policy whose values merely contain "=" is still a policy.
+    await Deno.writeTextFile(file, `id: x\npaths: ["${dir}"]\nexclude: ["a=b"]\n`);
+    assert.deepEqual((await readPolicy(file)).exclude, ["a=b"]);
+  });
+});
