@@ -220,41 +220,54 @@ Deno.test("listBackups() lists complete backups and reports objects without a ma
   });
 });
 
-Deno.test("the store, the --out copy and the .env inside a source are never archived", async () => {
-  await withTempDir("backup", async (dir) => {
-    // The seed's defaults: --paths is the current directory, and --out ./out is beside it.
-    await write(path.join(dir, "docs", "a.txt"), "data");
-    const key = generateRootKey();
-    await Deno.writeTextFile(path.join(dir, ".env"), `INTELLISTOR_KEY=${key}\n`);
-    const cwd = { cwd: dir };
-    const created = await runCli(["policy-create", "--out", "p.yaml", "--local-dir", "store"], cwd);
-    assert.equal(created.code, 0, created.stderr);
-    const results = [];
-    for (let i = 0; i < 2; i++) {
-      const backup = await runCli(["backup", "--policy", "p.yaml", "--out", "out"], cwd);
-      assert.equal(backup.code, 0, backup.stderr);
-      results.push(backup.json() as { files: number; bytes: number });
-    }
-    // The second backup holds the same files as the first: no earlier backup, no secrets.
-    assert.deepEqual(results[1].files, results[0].files);
-    assert.equal(results[1].bytes, results[0].bytes);
-    const storage = new LocalStorage(path.join(dir, "store"));
-    const keys: string[] = [];
-    for await (const info of storage.list("backups/")) keys.push(info.key);
-    const keyring = keyringFromEnv({ INTELLISTOR_KEY: key });
-    const manifestKey = keys.filter((k) => k.endsWith("manifest.json")).sort().at(-1)!;
-    const manifest = parseManifest(
-      new TextDecoder().decode(await readAll(await storage.get(manifestKey))),
-      manifestKey,
-    );
-    const objectKey = manifest.object.key;
-    const header = await readAll(await storage.get(objectKey, { start: 0, end: 172 }));
-    const names = (await openManifest(manifest, await openHeader(header, keyring))).entries.map((
-      e,
-    ) => e.relative_path);
-    assert.deepEqual(names.sort(), ["docs", "docs/a.txt", "p.yaml"]);
+for (const throughLink of [false, true]) {
+  const how = throughLink ? "a source given through a symlink" : "a source";
+  Deno.test(`the store, the --out copy and the .env inside ${how} are never archived`, async () => {
+    await withTempDir("backup", async (top) => {
+      // The seed's defaults: --paths is the current directory, and --out ./out is beside it.
+      const dir = path.join(top, "home");
+      await write(path.join(dir, "docs", "a.txt"), "data");
+      const key = generateRootKey();
+      await Deno.writeTextFile(path.join(dir, ".env"), `INTELLISTOR_KEY=${key}\n`);
+      const cwd = { cwd: dir };
+      const link = path.join(top, "link");
+      await Deno.symlink(dir, link);
+      const created = await runCli([
+        "policy-create",
+        "--out",
+        "p.yaml",
+        "--local-dir",
+        "store",
+        ...(throughLink ? ["--paths", link] : []),
+      ], cwd);
+      assert.equal(created.code, 0, created.stderr);
+      const results = [];
+      for (let i = 0; i < 2; i++) {
+        const backup = await runCli(["backup", "--policy", "p.yaml", "--out", "out"], cwd);
+        assert.equal(backup.code, 0, backup.stderr);
+        results.push(backup.json() as { files: number; bytes: number });
+      }
+      // The second backup holds the same files as the first: no earlier backup, no secrets.
+      assert.deepEqual(results[1].files, results[0].files);
+      assert.equal(results[1].bytes, results[0].bytes);
+      const storage = new LocalStorage(path.join(dir, "store"));
+      const keys: string[] = [];
+      for await (const info of storage.list("backups/")) keys.push(info.key);
+      const keyring = keyringFromEnv({ INTELLISTOR_KEY: key });
+      const manifestKey = keys.filter((k) => k.endsWith("manifest.json")).sort().at(-1)!;
+      const manifest = parseManifest(
+        new TextDecoder().decode(await readAll(await storage.get(manifestKey))),
+        manifestKey,
+      );
+      const objectKey = manifest.object.key;
+      const header = await readAll(await storage.get(objectKey, { start: 0, end: 172 }));
+      const names = (await openManifest(manifest, await openHeader(header, keyring))).entries.map((
+        e,
+      ) => e.relative_path);
+      assert.deepEqual(names.sort(), ["docs", "docs/a.txt", "p.yaml"]);
+    });
   });
-});
+}
 
 // A /sys file claims 4096 bytes and holds fewer: a file that "shrank while read".
 const SHRINKING_FILE = "/sys/kernel/mm/transparent_hugepage/enabled";

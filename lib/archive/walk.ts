@@ -131,7 +131,7 @@ export async function* walkSources(
   const platform = options.platform ?? currentPlatform;
   const fs = options.fileSystem ?? denoFileSystem;
   const several = roots.length > 1;
-  const skip = await pathSetTest(options.skipPaths ?? [], platform, fs);
+  const skip = await pathSetTest(options.skipPaths ?? [], roots, platform, fs);
   const context: WalkContext = { options, platform, fs, skip };
   for (const root of roots) {
     if (skip(root)) continue;
@@ -159,9 +159,14 @@ export async function* walkSources(
   }
 }
 
-/** Matches the given paths, both as written and as their real (symlink-free) paths. */
+/**
+ * Matches the given paths as written, as their real (symlink-free) paths, and
+ * as the walk meets them under each root: a root reached through a symlink is
+ * walked under its name as written, so a store inside it is seen there.
+ */
 async function pathSetTest(
   paths: readonly string[],
+  roots: readonly string[],
   platform: Platform,
   fs: WalkFileSystem,
 ): Promise<PathTest> {
@@ -176,6 +181,25 @@ async function pathSetTest(
       keys.add(key(await fs.realPath(osPath(p, platform))));
     } catch {
       // Not there (yet): the path as written is enough.
+    }
+  }
+  if (keys.size > 0) {
+    for (const root of roots) {
+      let realRoot: string;
+      try {
+        realRoot = key(await fs.realPath(osPath(root, platform)));
+      } catch {
+        continue; // reported by the walk
+      }
+      const rootAsWritten = key(root);
+      if (realRoot === rootAsWritten) continue;
+      for (const skipped of [...keys]) {
+        const inside = api.relative(realRoot, skipped);
+        if (inside === ".." || inside.startsWith(`..${api.sep}`) || api.isAbsolute(inside)) {
+          continue;
+        }
+        keys.add(key(api.join(rootAsWritten, inside)));
+      }
     }
   }
   const test = (absolutePath: string) => keys.size > 0 && keys.has(key(absolutePath));
