@@ -1,9 +1,12 @@
 /**
  * Lists the backups of a policy from the store. Only backups with a manifest
  * are complete; an object without one is reported as incomplete (a backup
- * that was interrupted or is still running).
+ * that was interrupted or is still running), and a manifest that cannot be
+ * read, or belongs to another backup, as damaged: one bad backup never hides
+ * the others.
  */
-import { MANIFEST_NAME, OBJECT_NAME, parseManifest } from "./manifest.ts";
+import { toIntellistorError } from "./errors.ts";
+import { assertManifestFor, MANIFEST_NAME, OBJECT_NAME, parseManifest } from "./manifest.ts";
 import type { Storage } from "./storage/storage.ts";
 import { readAll } from "./streams.ts";
 
@@ -24,6 +27,14 @@ export interface ListResult {
   backups: BackupListing[];
   /** Objects whose manifest is missing: not restorable as backups. */
   incomplete: string[];
+  /** Manifests that cannot be read or belong to another backup, with why. */
+  damaged: DamagedBackup[];
+}
+
+export interface DamagedBackup {
+  key_backup: string;
+  key_manifest: string;
+  message: string;
 }
 
 export async function listBackups(storage: Storage, policyId: string): Promise<ListResult> {
@@ -34,23 +45,33 @@ export async function listBackups(storage: Storage, policyId: string): Promise<L
     else if (info.key.endsWith(`/${MANIFEST_NAME}`)) manifests.push(info.key);
   }
   const backups: BackupListing[] = [];
+  const damaged: DamagedBackup[] = [];
   for (const key of manifests) {
-    const text = new TextDecoder().decode(await readAll(await storage.get(key)));
-    const manifest = parseManifest(text, key);
-    objects.delete(manifest.object.key);
-    backups.push({
-      backup_id: manifest.backup_id,
-      timestamp: manifest.timestamp,
-      host: manifest.host,
-      key_backup: manifest.object.key,
-      files: manifest.summary.files,
-      bytes: manifest.summary.bytes,
-      size: manifest.object.size,
-      skipped: manifest.summary.skipped,
-    });
+    const objectKey = key.slice(0, -MANIFEST_NAME.length) + OBJECT_NAME;
+    objects.delete(objectKey);
+    try {
+      const text = new TextDecoder().decode(await readAll(await storage.get(key)));
+      const manifest = parseManifest(text, key);
+      assertManifestFor(manifest, objectKey);
+      backups.push({
+        backup_id: manifest.backup_id,
+        timestamp: manifest.timestamp,
+        host: manifest.host,
+        key_backup: objectKey,
+        files: manifest.summary.files,
+        bytes: manifest.summary.bytes,
+        size: manifest.object.size,
+        skipped: manifest.summary.skipped,
+      });
+    } catch (error) {
+      const failure = toIntellistorError(error);
+      // The store failing is not damage to one backup: it ends the listing.
+      if (failure.code !== "INTEGRITY" && failure.code !== "FORMAT_UNSUPPORTED") throw failure;
+      damaged.push({ key_backup: objectKey, key_manifest: key, message: failure.message });
+    }
   }
   backups.sort((a, b) =>
     a.timestamp.localeCompare(b.timestamp) || a.backup_id.localeCompare(b.backup_id)
   );
-  return { policy: policyId, backups, incomplete: [...objects].sort() };
+  return { policy: policyId, backups, incomplete: [...objects].sort(), damaged };
 }

@@ -419,6 +419,35 @@ export function parseBackupKey(input: string): { objectKey: string; manifestKey:
   return { objectKey, manifestKey: objectKey.slice(0, -OBJECT_NAME.length) + MANIFEST_NAME };
 }
 
+/**
+ * Refuses a manifest that belongs to another backup than the key names: the
+ * manifest and object of one backup copied over another's (its key's last
+ * folders, `<policy>/<timestamp>/<backup_id>/`, name a different backup).
+ * Only the parts of the key in the standard layout are compared, so a backup
+ * copied to another place under other folder names still restores.
+ */
+export function assertManifestFor(manifest: Manifest, objectKey: string): void {
+  const folders = objectKey.split("/").slice(0, -1);
+  const [policyId, timestamp, backupId] = folders.slice(-3);
+  const named = folders.length >= 4 && folders.at(-4) === "backups" &&
+      BACKUP_ID_PATTERN.test(backupId ?? "") && TIMESTAMP_PATTERN.test(timestamp ?? "")
+    ? { policyId, timestamp, backupId }
+    : undefined;
+  const differs = manifest.object.key !== objectKey && named !== undefined &&
+    (named.backupId !== manifest.backup_id || named.timestamp !== manifest.timestamp ||
+      named.policyId !== manifest.policy_id);
+  if (differs) {
+    throw integrityError(
+      `The files at "${objectKey}" are backup ${manifest.backup_id} of policy ` +
+        `"${manifest.policy_id}" (${manifest.timestamp}), not the backup their key names: ` +
+        "they were replaced or moved",
+    );
+  }
+}
+
+const BACKUP_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const TIMESTAMP_PATTERN = /^\d{8}T\d{6}Z$/;
+
 /** The manifest's key for an object key (`…/backup.tar.gz.enc` → `…/manifest.json`). */
 export function manifestKeyFor(objectKey: string): string {
   return parseBackupKey(objectKey).manifestKey;

@@ -23,7 +23,13 @@ import {
 } from "./crypto/stream.ts";
 import { integrityError, IntellistorError } from "./errors.ts";
 import { compilePatterns } from "./glob.ts";
-import { type Manifest, openManifest, parseBackupKey, parseManifest } from "./manifest.ts";
+import {
+  assertManifestFor,
+  type Manifest,
+  openManifest,
+  parseBackupKey,
+  parseManifest,
+} from "./manifest.ts";
 import { currentPlatform, type Platform } from "./safe_path.ts";
 import type { Storage } from "./storage/storage.ts";
 import { MeterStream, readAll } from "./streams.ts";
@@ -76,6 +82,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
   let downloaded = 0;
 
   const manifest = await fetchManifest(storage, key, manifestKey);
+  assertManifestFor(manifest.value, key);
   downloaded += manifest.bytes;
   const header = await readAll(await storage.get(key, { start: 0, end: HEADER_SIZE }), HEADER_SIZE);
   downloaded += header.length;

@@ -18,6 +18,7 @@ import {
   validatePolicy,
 } from "../mod.ts";
 import { readAll } from "../lib/streams.ts";
+import type { IntellistorError } from "../lib/errors.ts";
 import { runCli } from "./support/cli.ts";
 import { withTempDir } from "./support/temp.ts";
 
@@ -268,6 +269,77 @@ for (const throughLink of [false, true]) {
     });
   });
 }
+
+Deno.test("one backup's files copied over another's: restore and decrypt refuse, list reports it", async () => {
+  await withTempDir("backup", async (dir) => {
+    const src = path.join(dir, "src");
+    await write(path.join(src, "a.txt"), "first");
+    const storage = new LocalStorage(path.join(dir, "store"));
+    const key = generateRootKey();
+    const keyring = keyringFromEnv({ INTELLISTOR_KEY: key });
+    const policy = validatePolicy({ id: "t", paths: [src] }, "test");
+    const first = await runBackup({ policy, storage, keyring });
+    await write(path.join(src, "a.txt"), "second");
+    const second = await runBackup({ policy, storage, keyring });
+    // The second backup's object and manifest put in the first one's place.
+    const file = (k: string) => path.join(dir, "store", ...k.split("/"));
+    await Deno.copyFile(file(second.key_backup), file(first.key_backup));
+    await Deno.copyFile(file(second.key_manifest), file(first.key_manifest));
+
+    await assert.rejects(
+      runRestore({ storage, keyring, key: first.key_backup, outDir: path.join(dir, "out") }),
+      (error: IntellistorError) =>
+        error.code === "INTEGRITY" && error.message.includes(second.backup_id) &&
+        error.message.includes("not the backup their key names"),
+    );
+    await assert.rejects(Deno.stat(path.join(dir, "out", "a.txt")), Deno.errors.NotFound);
+    await Deno.writeTextFile(path.join(dir, ".env"), `INTELLISTOR_KEY=${key}\n`);
+    const policyFile = path.join(dir, "p.yaml");
+    await Deno.writeTextFile(
+      policyFile,
+      `id: t\npaths: [${JSON.stringify(src)}]\ndestination: {type: local, path: ${
+        JSON.stringify(path.join(dir, "store"))
+      }}\n`,
+    );
+    const decrypted = await runCli(
+      ["decrypt", "--policy", policyFile, "--key", first.key_backup, "--out", "plain.tar.gz"],
+      { cwd: dir },
+    );
+    assert.equal(decrypted.code, 13, decrypted.stderr);
+    assert.equal(JSON.parse(decrypted.stderr).error.code, "INTEGRITY");
+
+    const listing = await listBackups(storage, "t");
+    assert.deepEqual(listing.backups.map((b) => b.key_backup), [second.key_backup]);
+    assert.deepEqual(listing.damaged.map((d) => d.key_backup), [first.key_backup]);
+    assert.match(listing.damaged[0].message, /not the backup their key names/);
+    assert.deepEqual(listing.incomplete, []);
+    // The untouched backup still restores.
+    const restored = await runRestore({
+      storage,
+      keyring,
+      key: second.key_backup,
+      outDir: path.join(dir, "out2"),
+    });
+    assert.equal(restored.integrity, "ok");
+  });
+});
+
+Deno.test("a manifest that is not JSON is listed as damaged; the other backups are listed", async () => {
+  await withTempDir("backup", async (dir) => {
+    await write(path.join(dir, "src", "a.txt"));
+    const { result, storage, keyring } = await backedUpNames(dir, [path.join(dir, "src")]);
+    const policy = validatePolicy({ id: "t", paths: [path.join(dir, "src")] }, "test");
+    const good = await runBackup({ policy, storage, keyring });
+    await Deno.writeTextFile(path.join(dir, "store", ...result.key_manifest.split("/")), "{");
+    const listing = await listBackups(storage, "t");
+    assert.deepEqual(listing.backups.map((b) => b.key_backup), [good.key_backup]);
+    assert.deepEqual(listing.damaged, [{
+      key_backup: result.key_backup,
+      key_manifest: result.key_manifest,
+      message: `Manifest "${result.key_manifest}" is not valid JSON`,
+    }]);
+  });
+});
 
 // A /sys file claims 4096 bytes and holds fewer: a file that "shrank while read".
 const SHRINKING_FILE = "/sys/kernel/mm/transparent_hugepage/enabled";

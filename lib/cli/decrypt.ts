@@ -4,7 +4,13 @@ import { loadEnvironment } from "../config/env.ts";
 import { type Keyring, keyringFromEnv } from "../crypto/keys.ts";
 import { decryptStream } from "../crypto/stream.ts";
 import { integrityError, IntellistorError } from "../errors.ts";
-import { manifestKeyFor, OBJECT_NAME, parseBackupKey, parseManifest } from "../manifest.ts";
+import {
+  assertManifestFor,
+  manifestKeyFor,
+  OBJECT_NAME,
+  parseBackupKey,
+  parseManifest,
+} from "../manifest.ts";
 import { pathExists } from "../safe_path.ts";
 import { LocalStorage } from "../storage/local.ts";
 import type { Storage } from "../storage/storage.ts";
@@ -75,7 +81,9 @@ export async function decryptCommand(
       const manifestKey = manifestKeyFor(objectKey);
       if (await storage.head(manifestKey) !== undefined) {
         const text = new TextDecoder().decode(await readAll(await storage.get(manifestKey)));
-        expected = parseManifest(text, manifestKey).object;
+        const manifest = parseManifest(text, manifestKey);
+        assertManifestFor(manifest, objectKey);
+        expected = manifest.object;
       }
     }
     const meter = new MeterStream();
