@@ -39,18 +39,25 @@ export function processIo(): CliIo {
   };
 }
 
+/** Signals that stop a command cleanly (Windows has no SIGTERM; Ctrl+Break is SIGBREAK). */
+const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
+  ? ["SIGINT", "SIGBREAK"]
+  : ["SIGINT", "SIGTERM"];
+
 /** How long a stopped command may take to clean up (temp files, multipart uploads). */
 const CLEANUP_GRACE_MS = 20_000;
 
 if (import.meta.main) {
   const interruption = new AbortController();
   const io = { ...processIo(), signal: interruption.signal };
-  // Ctrl+C stops the command at its next step and lets it clean up (temporary
-  // files, multipart uploads); a second Ctrl+C, or a stuck clean-up, exits at once.
-  Deno.addSignalListener("SIGINT", () => {
+  // Ctrl+C, and SIGTERM (systemctl stop, a shutdown), stop the command at its
+  // next step and let it clean up (temporary files, multipart uploads); a
+  // second signal, or a stuck clean-up, exits at once.
+  const stop = () => {
     if (interruption.signal.aborted) Deno.exit(130);
     interruption.abort();
     setTimeout(() => Deno.exit(130), CLEANUP_GRACE_MS);
-  });
+  };
+  for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, stop);
   Deno.exit(await run(Deno.args, io));
 }

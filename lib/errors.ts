@@ -162,7 +162,8 @@ export function toIntellistorError(error: unknown): IntellistorError {
       "INTERRUPTED",
       "Interrupted",
       "Nothing half-done was kept: a backup exists only once its manifest is written, and a " +
-        "restored file gets its name only once verified. Run the command again.",
+        "restored file gets its name only once verified. Run the command again (a restore into " +
+        "the same --out then needs --overwrite for the files it already wrote).",
     );
   }
   const message = error instanceof Error ? error.message : String(error);

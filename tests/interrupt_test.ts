@@ -24,7 +24,12 @@ async function allFiles(root: string): Promise<string[]> {
 }
 
 /** Starts the CLI as a process, sends SIGINT once `ready()` holds, returns its exit and stderr. */
-async function interrupt(args: string[], cwd: string, ready: () => Promise<boolean>) {
+async function interrupt(
+  args: string[],
+  cwd: string,
+  ready: () => Promise<boolean>,
+  signal: Deno.Signal = "SIGINT",
+) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
     cwd,
@@ -36,7 +41,7 @@ async function interrupt(args: string[], cwd: string, ready: () => Promise<boole
     assert.ok(Date.now() < deadline, "the command never reached the point to interrupt");
     await new Promise((r) => setTimeout(r, 20));
   }
-  child.kill("SIGINT");
+  child.kill(signal);
   const { code, stderr } = await child.output();
   return { code, stderr: new TextDecoder().decode(stderr) };
 }
@@ -51,28 +56,36 @@ async function makeSource(work: string): Promise<void> {
   await Deno.writeTextFile(path.join(work, ".env"), `INTELLISTOR_KEY=${generateRootKey()}\n`);
 }
 
-Deno.test("Ctrl+C during a backup to a local store: exit 130, no manifest, no temp file", async () => {
-  const work = await Deno.makeTempDir({ prefix: "intellistor-int-" });
-  try {
-    await makeSource(work);
-    const created = await runCli(
-      ["policy-create", "--out", "p.yaml", "--paths", "src", "--local-dir", "store"],
-      { cwd: work },
-    );
-    assert.equal(created.code, 0, created.stderr);
-    const store = path.join(work, "store");
-    const result = await interrupt(
-      ["backup", "--policy", "p.yaml"],
-      work,
-      async () => (await allFiles(store)).some((f) => path.basename(f).startsWith(".tmp-")),
-    );
-    assert.equal(result.code, 130, result.stderr);
-    assert.equal(JSON.parse(result.stderr).error.code, "INTERRUPTED");
-    assert.deepEqual(await allFiles(store), []);
-  } finally {
-    await Deno.remove(work, { recursive: true });
-  }
-});
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  const what = signal === "SIGINT" ? "Ctrl+C" : "SIGTERM (systemctl stop)";
+  Deno.test({
+    name: `${what} during a backup to a local store: exit 130, no manifest, no temp file`,
+    ignore: signal === "SIGTERM" && Deno.build.os === "windows",
+    fn: async () => {
+      const work = await Deno.makeTempDir({ prefix: "intellistor-int-" });
+      try {
+        await makeSource(work);
+        const created = await runCli(
+          ["policy-create", "--out", "p.yaml", "--paths", "src", "--local-dir", "store"],
+          { cwd: work },
+        );
+        assert.equal(created.code, 0, created.stderr);
+        const store = path.join(work, "store");
+        const result = await interrupt(
+          ["backup", "--policy", "p.yaml"],
+          work,
+          async () => (await allFiles(store)).some((f) => path.basename(f).startsWith(".tmp-")),
+          signal,
+        );
+        assert.equal(result.code, 130, result.stderr);
+        assert.equal(JSON.parse(result.stderr).error.code, "INTERRUPTED");
+        assert.deepEqual(await allFiles(store), []);
+      } finally {
+        await Deno.remove(work, { recursive: true });
+      }
+    },
+  });
+}
 
 Deno.test("Ctrl+C during a backup to S3: exit 130, no object, no incomplete multipart upload", async () => {
   const server = await startS3Server();

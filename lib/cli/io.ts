@@ -7,7 +7,7 @@ export interface CliIo {
   cwd: string;
   /** How to run this program again, for `cli_restore` (e.g. ["/usr/local/bin/intellistor"]). */
   self: string[];
-  /** Aborted on Ctrl+C: long commands stop at their next step and clean up. */
+  /** Aborted on Ctrl+C or SIGTERM: long commands stop at their next step and clean up. */
   signal?: AbortSignal;
 }
 
