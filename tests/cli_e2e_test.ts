@@ -500,3 +500,43 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
     await tearDown(world);
   }
 });
+
+Deno.test({
+  name: "a FIFO or a device given as the policy or the .env file is refused at once",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    const work = await Deno.makeTempDir({ prefix: "intellistor-special-" });
+    try {
+      const fifo = path.join(work, "fifo");
+      assert.equal((await new Deno.Command("mkfifo", { args: [fifo] }).output()).code, 0);
+      const policy = path.join(work, "p.yaml");
+      await Deno.writeTextFile(policy, `id: p\npaths: [${JSON.stringify(work)}]\n`);
+      const cases: Array<[string[], string, RegExp]> = [
+        [["list", "--policy", fifo], "IO_ERROR", /not a regular file/],
+        [["list", "--policy", "/dev/zero"], "IO_ERROR", /not a regular file/],
+        [["list", "--policy", policy, "--env-file", fifo], "ENV_FILE_INVALID", /regular file/],
+        [["list", "--policy", policy, "--env-file", "/dev/zero"], "ENV_FILE_INVALID", /regular/],
+        [
+          ["policy-create", "--out", fifo, "--paths", work, "--force"],
+          "POLICY_EXISTS",
+          /not a regular file/,
+        ],
+      ];
+      for (const [args, code, message] of cases) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`${args.join(" ")} did not return`)), 10_000);
+        });
+        const result = await Promise.race([runCli(args, { cwd: work }), timeout]).finally(() =>
+          clearTimeout(timer)
+        );
+        const error = result.error();
+        assert.equal(error.code, code, `${args.join(" ")}: ${result.stderr}`);
+        assert.match(error.message, message);
+      }
+      assert.ok((await Deno.lstat(fifo)).isFifo, "the FIFO was replaced");
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});

@@ -8,6 +8,10 @@
 import { parse } from "npm:dotenv@18.0.10";
 import path from "node:path";
 import { IntellistorError } from "../errors.ts";
+import { readConfigFile } from "./config_file.ts";
+
+/** Largest .env file read: it holds a few NAME=value lines. */
+const ENV_FILE_SIZE_LIMIT = 1 << 20;
 
 export type Environment = Record<string, string | undefined>;
 
@@ -25,7 +29,7 @@ export async function loadEnvironment(
   const file = path.resolve(options.cwd, options.envFile ?? ".env");
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = new TextDecoder().decode(await readConfigFile(file, ENV_FILE_SIZE_LIMIT));
   } catch (error) {
     if (!explicit && error instanceof Deno.errors.NotFound) return { env: { ...base } };
     if (error instanceof Deno.errors.NotFound) {

@@ -12,6 +12,7 @@
 import path from "node:path";
 import YAML from "npm:yaml@2.9.1";
 import { IntellistorError } from "../errors.ts";
+import { readConfigFile } from "../config/config_file.ts";
 import { describePatternProblem } from "../glob.ts";
 import { CronError, parseCron } from "./cron.ts";
 
@@ -178,6 +179,9 @@ export function validatePolicy(raw: unknown, source: string): Policy {
   return policy;
 }
 
+/** Largest policy file read (a policy with 50,000 exclude patterns is about 1 MiB). */
+const POLICY_SIZE_LIMIT = 16 << 20;
+
 /**
  * Reads, parses and validates a policy file.
  *
@@ -191,7 +195,7 @@ export async function readPolicy(
 ): Promise<Policy> {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(file);
+    bytes = await readConfigFile(file, POLICY_SIZE_LIMIT);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new IntellistorError(
@@ -302,6 +306,13 @@ export async function writePolicyFile(
       "POLICY_EXISTS",
       `Policy file "${file}" cannot be written: it is a directory`,
       `Give a file name, e.g. --out ${quoteForHint(path.join(file, "policy.yaml"))}`,
+    );
+  }
+  if (existing && !existing.isFile && !existing.isSymlink) {
+    throw new IntellistorError(
+      "POLICY_EXISTS",
+      `Policy file "${file}" cannot be written: it is not a regular file`,
+      "Give the name of a new or existing policy file.",
     );
   }
   if (existing && !options.force) {
