@@ -79,13 +79,10 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
     : undefined;
   const { storage } = options;
   const { objectKey: key, manifestKey } = parseBackupKey(options.key);
-  let downloaded = 0;
-
   const manifest = await fetchManifest(storage, key, manifestKey);
   assertManifestFor(manifest.value, key);
-  downloaded += manifest.bytes;
   const header = await readAll(await storage.get(key, { start: 0, end: HEADER_SIZE }), HEADER_SIZE);
-  downloaded += header.length;
+  const reads = { downloaded: manifest.bytes + header.length };
   if (header.length !== HEADER_SIZE) throw integrityError(`Backup object "${key}" is truncated`);
   const keys = await openHeader(header, options.keyring);
   // Every entry is held, compactly, to check the archive's against; each is
@@ -121,17 +118,25 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
   await Deno.mkdir(options.outDir, { recursive: true });
 
   try {
-    downloaded += matcher === undefined
-      ? await restoreWholeObject(storage, key, options.keyring, manifest.value, extractor)
-      : await restoreSegments(
-        storage,
-        key,
-        keys,
-        manifest.value,
-        content.segments,
-        entries,
+    try {
+      if (matcher === undefined) {
+        await restoreWholeObject(storage, key, options.keyring, manifest.value, {
+          extractor,
+          reads,
+        });
+      } else {
+        await restoreSegments(storage, key, keys, manifest.value, content.segments, entries, {
+          extractor,
+          reads,
+        });
+      }
+    } catch (error) {
+      if (!isDamage(error)) throw error;
+      await salvage(storage, key, keys, manifest.value, content.segments, entries, {
         extractor,
-      );
+        reads,
+      }, error);
+    }
   } catch (error) {
     extractor.close();
     // Files already restored were each verified; say so, since the error ends the run.
@@ -162,20 +167,20 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
       path: entries.path(i),
       message: "the backup could not read this file to its end; the rest is zeros",
     })),
-    downloaded_bytes: downloaded,
+    downloaded_bytes: reads.downloaded,
     selective: matcher !== undefined,
     duration_ms: Math.round(performance.now() - startedMs),
   };
 }
 
-/** Full restore: the object as one stream; returns the bytes downloaded. */
+/** Full restore: the object as one stream. */
 async function restoreWholeObject(
   storage: Storage,
   key: string,
   keyring: Keyring,
   manifest: Manifest,
-  extractor: Extractor,
-): Promise<number> {
+  pass: Pass,
+): Promise<void> {
   const meter = new MeterStream();
   const tarStream = (await storage.get(key))
     .pipeThrough(meter)
@@ -183,16 +188,25 @@ async function restoreWholeObject(
     .pipeThrough(readAhead())
     .pipeThrough(gunzip())
     .pipeThrough(readAhead());
-  await extractGzipStream(extractor, tarStream);
+  try {
+    await extractGzipStream(pass.extractor, tarStream);
+  } finally {
+    pass.reads.downloaded += meter.bytes;
+  }
   if (meter.digest() !== manifest.object.sha256 || meter.bytes !== manifest.object.size) {
     throw integrityError("The backup object's SHA-256 differs from the manifest");
   }
-  return meter.bytes;
+}
+
+/** Where extracted entries go, and the count of bytes read from the store. */
+interface Pass {
+  extractor: Extractor;
+  reads: { downloaded: number };
 }
 
 /**
  * Selective restore: only the chunks holding the selected entries' segments,
- * one ranged read per run of adjacent segments; returns the bytes downloaded.
+ * one ranged read per run of adjacent segments.
  */
 async function restoreSegments(
   storage: Storage,
@@ -201,30 +215,102 @@ async function restoreSegments(
   manifest: Manifest,
   segments: SegmentRecord[],
   entries: EntryTable,
-  extractor: Extractor,
-): Promise<number> {
-  const { chunk_count: totalChunks, plaintext_size: plaintextSize } = manifest.object;
+  pass: Pass,
+): Promise<void> {
   const selectedSegments = new Set<number>();
   for (const i of entries.selectedIndexes()) selectedSegments.add(entries.segment(i));
   const indexes = [...selectedSegments].sort((a, b) => a - b);
-  let downloaded = 0;
   for (const run of contiguousRuns(indexes, segments)) {
-    const gzStart = run[0].gz_offset;
-    const last = run[run.length - 1];
-    const gzEnd = last.gz_offset + last.gz_length;
-    const firstChunk = Math.floor(gzStart / CHUNK_SIZE);
-    const lastChunk = Math.floor((gzEnd - 1) / CHUNK_SIZE);
-    const range = chunkByteRange(firstChunk, lastChunk, totalChunks, plaintextSize);
-    const meter = new MeterStream();
-    const tarStream = (await storage.get(key, range))
-      .pipeThrough(meter)
-      .pipeThrough(decryptChunkRun(keys, firstChunk, totalChunks))
-      .pipeThrough(slice(gzStart - firstChunk * CHUNK_SIZE, gzEnd - firstChunk * CHUNK_SIZE))
-      .pipeThrough(gunzip());
-    await extractGzipStream(extractor, tarStream, run[0].tar_offset);
-    downloaded += meter.bytes;
+    await restoreRun(storage, key, keys, manifest, run, pass);
   }
-  return downloaded;
+}
+
+/** Restores the selected entries of adjacent segments with one ranged read. */
+async function restoreRun(
+  storage: Storage,
+  key: string,
+  keys: StreamKeys,
+  manifest: Manifest,
+  run: SegmentRecord[],
+  pass: Pass,
+): Promise<void> {
+  const { chunk_count: totalChunks, plaintext_size: plaintextSize } = manifest.object;
+  const gzStart = run[0].gz_offset;
+  const last = run[run.length - 1];
+  const gzEnd = last.gz_offset + last.gz_length;
+  const firstChunk = Math.floor(gzStart / CHUNK_SIZE);
+  const lastChunk = Math.floor((gzEnd - 1) / CHUNK_SIZE);
+  const range = chunkByteRange(firstChunk, lastChunk, totalChunks, plaintextSize);
+  const meter = new MeterStream();
+  const tarStream = (await storage.get(key, range))
+    .pipeThrough(meter)
+    .pipeThrough(decryptChunkRun(keys, firstChunk, totalChunks))
+    .pipeThrough(slice(gzStart - firstChunk * CHUNK_SIZE, gzEnd - firstChunk * CHUNK_SIZE))
+    .pipeThrough(gunzip());
+  try {
+    await extractGzipStream(pass.extractor, tarStream, run[0].tar_offset);
+  } finally {
+    pass.reads.downloaded += meter.bytes;
+  }
+}
+
+/** Damage to the backup object (authentication, gzip or tar), as opposed to the store failing. */
+function isDamage(error: unknown): error is IntellistorError {
+  return error instanceof IntellistorError && error.code === "INTEGRITY";
+}
+
+/**
+ * After damage to the object ended a pass: every selected entry not yet
+ * handled is restored from its own segment, one ranged read per segment, so
+ * that only the entries of damaged segments are lost; those are reported in
+ * `failures`, like damage that cost no entry. Segments are independent gzip
+ * members and chunks are authenticated one by one, so this needs no byte
+ * before the segment.
+ */
+async function salvage(
+  storage: Storage,
+  key: string,
+  keys: StreamKeys,
+  manifest: Manifest,
+  segments: SegmentRecord[],
+  entries: EntryTable,
+  pass: Pass,
+  damage: IntellistorError,
+): Promise<void> {
+  const { extractor } = pass;
+  extractor.resumeAfterDamage();
+  const unhandled = new Map<number, number[]>();
+  for (const i of entries.selectedIndexes()) {
+    if (extractor.handled(entries.path(i))) continue;
+    const segment = entries.segment(i);
+    unhandled.set(segment, [...unhandled.get(segment) ?? [], i]);
+  }
+  let lost = 0;
+  for (const [index] of [...unhandled].sort(([a], [b]) => a - b)) {
+    try {
+      const segment = segments[index];
+      if (segment === undefined) {
+        throw integrityError(`The manifest names a missing segment ${index}`);
+      }
+      await restoreRun(storage, key, keys, manifest, [segment], pass);
+    } catch (error) {
+      if (!isDamage(error)) throw error;
+      for (const i of unhandled.get(index)!) {
+        if (extractor.handled(entries.path(i))) continue;
+        extractor.giveUp(
+          entries.path(i),
+          `lies in a damaged part of the backup object (${error.message}); not restored`,
+        );
+        lost++;
+      }
+    }
+  }
+  if (lost === 0) {
+    extractor.reportDamage(
+      key,
+      `${damage.message}; every selected entry was restored from the undamaged parts`,
+    );
+  }
 }
 
 async function fetchManifest(

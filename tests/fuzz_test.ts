@@ -733,14 +733,17 @@ Deno.test("fuzz: encrypted objects in a LocalStorage → runRestore (full and se
       try {
         const result = await restoreCase(backup, arena, only);
         campaign.outcome(`restored (${result.integrity})`);
-        assert.equal(
-          result.integrity,
-          "ok",
-          `restore of a damaged object reported ${JSON.stringify(result.failures)}`,
-        );
+        // Past damage the restore goes on, and reports only what the damage cost.
+        for (const failure of result.failures) {
+          assert.match(
+            failure.message,
+            /damaged part of the backup object|undamaged parts/,
+            `restore of a damaged object reported ${JSON.stringify(failure)}`,
+          );
+        }
         // A full restore reads every byte: a changed object must fail.
         assert.ok(
-          only !== undefined || bytesEqual(mutated, backup.object),
+          only !== undefined || bytesEqual(mutated, backup.object) || result.integrity === "failed",
           "full restore accepted a modified object",
         );
       } catch (error) {

@@ -87,6 +87,8 @@ export class Extractor {
   readonly #mayClash: ReadonlySet<string>;
   /** Selected entries refused up front (case collisions on Windows), with the reason. */
   readonly #refused: ReadonlyMap<string, string>;
+  /** Set by resumeAfterDamage: entries already handled come round again, and are skipped. */
+  #resuming = false;
 
   constructor(options: ExtractorOptions) {
     this.#options = options;
@@ -172,7 +174,9 @@ export class Extractor {
       }
       if (!this.#options.selected.has(entry.path)) continue;
       if (this.#seen.has(entry.path)) {
-        this.#fail(entry.path, "archive holds this name twice; the second copy was skipped");
+        if (!this.#resuming) {
+          this.#fail(entry.path, "archive holds this name twice; the second copy was skipped");
+        }
         continue;
       }
       this.#seen.add(entry.path);
@@ -201,9 +205,13 @@ export class Extractor {
         } else if (listed.type === "symlink") this.#symlinks.push(listed);
         else this.#fail(entry.path, `entries of type "${listed.type}" are never restored`);
       } catch (error) {
-        // A broken stream (decryption, truncation) ends the whole restore, and
-        // so does a full disk: every following file would fail the same way.
-        if (error instanceof StreamBroken) throw error.cause;
+        // A broken stream (decryption, truncation) ends this pass, and a full
+        // disk the whole restore: every following file would fail the same way.
+        // The entry cut short is not handled: a later pass may restore it.
+        if (error instanceof StreamBroken) {
+          this.#seen.delete(entry.path);
+          throw error.cause;
+        }
         if (isDiskFull(error)) throw toIntellistorError(error);
         this.#fail(entry.path, messageOf(error));
       }
@@ -213,6 +221,31 @@ export class Extractor {
   /** A write that failed for a reason every following one shares (a full disk) ends the restore. */
   #throwIfWritesEnded(): void {
     if (this.#writesEnded !== undefined) throw toIntellistorError(new Error(this.#writesEnded));
+  }
+
+  /**
+   * After a pass ended on damage in the backup object: later passes (ranged
+   * reads of the segments beyond it) meet entries already handled, which are
+   * skipped instead of being reported as listed twice.
+   */
+  resumeAfterDamage(): void {
+    this.#resuming = true;
+  }
+
+  /** Whether `relativePath` was restored, or failed, in a pass so far. */
+  handled(relativePath: string): boolean {
+    return this.#seen.has(relativePath);
+  }
+
+  /** Reports a selected entry that cannot be restored (it lies in a damaged part of the object). */
+  giveUp(relativePath: string, message: string): void {
+    this.#seen.add(relativePath);
+    this.#fail(relativePath, message);
+  }
+
+  /** Reports damage to the backup object that cost no entry (past the last one, say). */
+  reportDamage(objectKey: string, message: string): void {
+    this.#fail(objectKey, message);
   }
 
   /** Ends the writer's thread; call it once the restore is over, however it ended. */
