@@ -25,7 +25,10 @@ export interface BackupListing {
 export interface ListResult {
   policy: string;
   backups: BackupListing[];
-  /** Objects whose manifest is missing: not restorable as backups. */
+  /**
+   * Objects whose manifest is missing, and (a local store) the temporary files
+   * of writes a killed backup never finished: not restorable as backups.
+   */
   incomplete: string[];
   /** Manifests that cannot be read or belong to another backup, with why. */
   damaged: DamagedBackup[];
@@ -73,5 +76,9 @@ export async function listBackups(storage: Storage, policyId: string): Promise<L
   backups.sort((a, b) =>
     a.timestamp.localeCompare(b.timestamp) || a.backup_id.localeCompare(b.backup_id)
   );
-  return { policy: policyId, backups, incomplete: [...objects].sort(), damaged };
+  const incomplete = [...objects];
+  if (storage.unfinished) {
+    for await (const info of storage.unfinished(`backups/${policyId}/`)) incomplete.push(info.key);
+  }
+  return { policy: policyId, backups, incomplete: incomplete.sort(), damaged };
 }

@@ -206,7 +206,7 @@ Deno.test("a file under the small-file limit but larger than a piece is streamed
   });
 });
 
-Deno.test("listBackups() lists complete backups and reports objects without a manifest", async () => {
+Deno.test("listBackups() lists complete backups and reports objects without a manifest and leftovers", async () => {
   await withTempDir("backup", async (dir) => {
     await write(path.join(dir, "src", "a.txt"));
     const { result, storage } = await backedUpNames(dir, [path.join(dir, "src")]);
@@ -214,10 +214,19 @@ Deno.test("listBackups() lists complete backups and reports objects without a ma
     const orphan =
       "backups/t/20200101T000000Z/00000000-0000-0000-0000-000000000000/backup.tar.gz.enc";
     await storage.put(orphan, ReadableStream.from([new Uint8Array([1, 2, 3])]));
+    // A backup killed mid-write: only the local store's temporary file is left.
+    const killed = "backups/t/20200102T000000Z/11111111-1111-1111-1111-111111111111/.tmp-" +
+      crypto.randomUUID();
+    await write(path.join(dir, "store", ...killed.split("/")), "half an object");
     const listing = await listBackups(storage, "t");
     assert.deepEqual(listing.backups.map((b) => b.key_backup), [result.key_backup]);
     assert.equal(listing.backups[0].files, 1);
-    assert.deepEqual(listing.incomplete, [orphan]);
+    assert.deepEqual(listing.incomplete, [orphan, killed]);
+    // Deleting what list reports reclaims the space.
+    for (const key of listing.incomplete) await storage.delete(key);
+    assert.deepEqual((await listBackups(storage, "t")).incomplete, []);
+    const left = await Array.fromAsync(Deno.readDir(path.join(dir, "store", "backups", "t")));
+    assert.deepEqual(left.map((e) => e.name), [result.timestamp]);
   });
 });
 

@@ -77,6 +77,14 @@ function killAfter(args: string[], cwd: string, ms: number): Promise<boolean> {
   return killWhen(args, cwd, () => Promise.resolve(Date.now() >= deadline));
 }
 
+async function* walkFiles(dir: string): AsyncGenerator<string> {
+  for await (const entry of Deno.readDir(dir)) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory) yield* walkFiles(full);
+    else yield full;
+  }
+}
+
 async function listing(work: string) {
   const listed = await runCli(["list", "--policy", "p.yaml"], { cwd: work });
   assert.equal(listed.code, 0, listed.stderr);
@@ -105,6 +113,18 @@ Deno.test(`SIGKILL at ${KILLS} seeded moments of a backup: nothing half-done loo
     }
     console.log(`crash: ${KILLS} backups started, ${killed} killed mid-way by SIGKILL`);
     assert.ok(killed > 0, "at least one run was killed mid-way");
+    // Whatever the killed runs left in the store, list names it: a complete
+    // backup's two files, or an entry under "incomplete" to delete.
+    const listed = await listing(world.work);
+    const named = new Set(listed.incomplete);
+    for (const { key_backup } of listed.backups) {
+      named.add(key_backup).add(key_backup.replace(/backup\.tar\.gz\.enc$/, "manifest.json"));
+    }
+    const store = path.join(world.work, "store");
+    for await (const file of walkFiles(store)) {
+      const key = path.relative(store, file).split(path.sep).join("/");
+      assert.ok(named.has(key), `${key} is in the store but list does not name it`);
+    }
     // The next backup succeeds, and restores identically.
     const next = await runCli(["backup", "--policy", "p.yaml"], { cwd: world.work });
     assert.equal(next.code, 0, next.stderr);

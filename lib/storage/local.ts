@@ -15,6 +15,9 @@ import {
 /** Name prefix of the files `put` writes before renaming them into place; `list` skips them. */
 const tempFilePrefix = ".tmp-";
 
+/** What a listing yields: stored objects, or the temporary files of writes that never finished. */
+type FileKind = "objects" | "temporaries";
+
 /** Read size for `get`: large enough for throughput, small enough to keep memory flat. */
 const readChunkSize = 256 * 1024;
 
@@ -132,12 +135,25 @@ export class LocalStorage implements Storage {
     }
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  list(prefix: string): AsyncIterable<ObjectInfo> {
+    return this.#listFiles(prefix, "objects");
+  }
+
+  /**
+   * The temporary files that `put`s killed mid-write (SIGKILL, a power cut)
+   * left under `prefix`: never objects, but space to reclaim. Their keys
+   * name them (`…/.tmp-<uuid>`); `delete` removes them.
+   */
+  unfinished(prefix: string): AsyncIterable<ObjectInfo> {
+    return this.#listFiles(prefix, "temporaries");
+  }
+
+  async *#listFiles(prefix: string, kind: FileKind): AsyncIterable<ObjectInfo> {
     assertStoragePrefix(prefix);
     // Walk only the deepest directory the prefix names in full; filter the rest by name.
     const lastSlash = prefix.lastIndexOf("/");
     const directoryKey = lastSlash === -1 ? "" : prefix.slice(0, lastSlash);
-    for await (const object of this.#walk(directoryKey, prefix)) {
+    for await (const object of this.#walk(directoryKey, prefix, kind)) {
       if (object.key.startsWith(prefix)) yield object;
     }
   }
@@ -178,14 +194,15 @@ export class LocalStorage implements Storage {
    * Yields the objects under `directoryKey` ("" = root) in key order, one
    * directory listing at a time, skipping subdirectories that cannot hold `prefix`.
    */
-  async *#walk(directoryKey: string, prefix: string): AsyncGenerator<ObjectInfo> {
+  async *#walk(directoryKey: string, prefix: string, kind: FileKind): AsyncGenerator<ObjectInfo> {
     const directory = directoryKey === ""
       ? this.location
       : join(this.location, ...directoryKey.split("/"));
     const entries: { name: string; isDirectory: boolean; sortName: string }[] = [];
     try {
       for await (const entry of Deno.readDir(directory)) {
-        if (entry.isFile && entry.name.startsWith(tempFilePrefix)) continue;
+        const temporary = entry.isFile && entry.name.startsWith(tempFilePrefix);
+        if (entry.isFile && temporary !== (kind === "temporaries")) continue;
         if (!entry.isFile && !entry.isDirectory) continue;
         // Everything inside directory "a" has keys starting "a/": sorting it as "a/" keeps key order.
         entries.push({
@@ -204,7 +221,7 @@ export class LocalStorage implements Storage {
       if (entry.isDirectory) {
         const keyPrefix = `${key}/`;
         if (keyPrefix.startsWith(prefix) || prefix.startsWith(keyPrefix)) {
-          yield* this.#walk(key, prefix);
+          yield* this.#walk(key, prefix, kind);
         }
         continue;
       }

@@ -45,6 +45,12 @@ export interface Storage {
   head(key: string): Promise<ObjectInfo | undefined>;
   list(prefix: string): AsyncIterable<ObjectInfo>;
   delete(key: string): Promise<void>;
+  /**
+   * Writes a killed process left unfinished under `prefix` (a local store's
+   * temporary files), never objects; `delete` removes them. Stores that
+   * cannot tell leave it out (S3: a lifecycle rule aborts incomplete uploads).
+   */
+  unfinished?(prefix: string): AsyncIterable<ObjectInfo>;
   /** Releases connections; the store is unusable afterwards. */
   close(): Promise<void>;
 }
