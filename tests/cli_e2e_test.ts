@@ -336,6 +336,10 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
       ...world.env,
       AWS_ENDPOINT_URL_S3: "http://127.0.0.1:9",
     });
+    const badEndpoint = await withEnv("badendpoint.env", {
+      ...world.env,
+      AWS_ENDPOINT_URL_S3: "127.0.0.1:9000",
+    });
     const noBucket = await withEnv("nobucket.env", {
       ...world.env,
       AWS_S3_BUCKET: "does-not-exist",
@@ -343,6 +347,18 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
     const denied = await withEnv("denied.env", { ...world.env, AWS_ACCESS_KEY_ID: "WRONGID" });
     const policy = ["--policy", "policies/policy_02.yaml"];
 
+    await expectError(
+      "a flag given twice → USAGE (2), not its last value taken silently",
+      ["backup", ...policy, "--policy", "policies/other.yaml"],
+      "USAGE",
+      2,
+    );
+    await expectError(
+      "AWS_ENDPOINT_URL_S3 that is not a URL → ENV_FILE_INVALID (2), not a network error",
+      ["backup", ...policy, "--env-file", badEndpoint],
+      "ENV_FILE_INVALID",
+      2,
+    );
     await expectError(
       "missing --env-file → ENV_FILE_NOT_FOUND (2)",
       ["backup", ...policy, "--env-file", path.join(world.work, "nope.env")],

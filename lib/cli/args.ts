@@ -15,14 +15,15 @@ export function parseFlags<S extends FlagSpec>(
   argv: string[],
   spec: S,
 ): Values<S> {
+  let parsed;
   try {
-    const { values } = parseArgs({
+    parsed = parseArgs({
       args: argv,
       options: spec,
       strict: true,
       allowPositionals: false,
+      tokens: true,
     });
-    return values as Values<S>;
   } catch (error) {
     throw new IntellistorError(
       "USAGE",
@@ -30,6 +31,20 @@ export function parseFlags<S extends FlagSpec>(
       `Run "intellistor ${command} --help" for the list of flags.`,
     );
   }
+  // A flag given twice would silently take its last value: `--policy a --policy b`.
+  const seen = new Set<string>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== "option" || spec[token.name]?.multiple) continue;
+    if (seen.has(token.name)) {
+      throw new IntellistorError(
+        "USAGE",
+        `${command}: --${token.name} is given more than once`,
+        `Give --${token.name} once.`,
+      );
+    }
+    seen.add(token.name);
+  }
+  return parsed.values as Values<S>;
 }
 
 /** The value of a required flag, or a USAGE error naming it. */

@@ -603,7 +603,11 @@ function prefixProblem(prefix: string): string | undefined {
   return undefined;
 }
 
-function endpointProblem(endpoint: string): string | undefined {
+/**
+ * Why `endpoint` cannot be an S3 endpoint, or undefined: the rule for the
+ * policy's `destination.endpoint` and for AWS_ENDPOINT_URL_S3 alike.
+ */
+export function endpointProblem(endpoint: string): string | undefined {
   const example = 'e.g. "https://s3.example.com" or "http://127.0.0.1:9000"';
   let url: URL;
   try {

@@ -4,7 +4,7 @@
  */
 import type { Environment } from "../config/env.ts";
 import { IntellistorError } from "../errors.ts";
-import type { Policy } from "../policy/policy.ts";
+import { endpointProblem, type Policy } from "../policy/policy.ts";
 import { LocalStorage } from "./local.ts";
 import type { Storage } from "./storage.ts";
 
@@ -36,6 +36,18 @@ export async function openStorage(policy: Policy, env: Environment): Promise<Sto
       if (name.startsWith("AWS_") && value !== undefined) Deno.env.set(name, value);
     }
   }
+  const endpointVariable = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].find((name) => env[name]);
+  const endpoint = destination.endpoint || (endpointVariable && env[endpointVariable]) || undefined;
+  if (!destination.endpoint && endpointVariable !== undefined) {
+    const problem = endpointProblem(env[endpointVariable]!);
+    if (problem !== undefined) {
+      throw new IntellistorError(
+        "ENV_FILE_INVALID",
+        `${endpointVariable}: ${problem}`,
+        `Fix ${endpointVariable} in the .env file (see .env.example), or remove it for AWS itself.`,
+      );
+    }
+  }
   // Loaded only here, by computed URL (see lib/cli/run.ts, commandModule): commands
   // that never touch S3 never load the AWS SDK, nor resolve it when they start.
   const { createS3Storage }: typeof import("./s3.ts") = await import(
@@ -44,7 +56,7 @@ export async function openStorage(policy: Policy, env: Environment): Promise<Sto
   const storage = await createS3Storage({
     bucket,
     prefix: destination.prefix || undefined,
-    endpoint: destination.endpoint || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined,
+    endpoint,
     region: destination.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
     credentials: accessKeyId && secretAccessKey
       ? { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined }
