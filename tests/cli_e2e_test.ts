@@ -518,7 +518,7 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
 });
 
 Deno.test({
-  name: "a FIFO or a device given as the policy or the .env file is refused at once",
+  name: "a FIFO, a device or a non-UTF-8 file given as the policy or the .env file is refused",
   ignore: Deno.build.os === "windows",
   fn: async () => {
     const work = await Deno.makeTempDir({ prefix: "intellistor-special-" });
@@ -527,11 +527,18 @@ Deno.test({
       assert.equal((await new Deno.Command("mkfifo", { args: [fifo] }).output()).code, 0);
       const policy = path.join(work, "p.yaml");
       await Deno.writeTextFile(policy, `id: p\npaths: [${JSON.stringify(work)}]\n`);
+      // A passphrase saved in Latin-1: decoded loosely it would silently be another one.
+      const latin1 = path.join(work, "latin1.env");
+      await Deno.writeFile(
+        latin1,
+        Uint8Array.from([...new TextEncoder().encode("INTELLISTOR_PASSPHRASE=caf"), 0xe9, 0x0a]),
+      );
       const cases: Array<[string[], string, RegExp]> = [
         [["list", "--policy", fifo], "IO_ERROR", /not a regular file/],
         [["list", "--policy", "/dev/zero"], "IO_ERROR", /not a regular file/],
         [["list", "--policy", policy, "--env-file", fifo], "ENV_FILE_INVALID", /regular file/],
         [["list", "--policy", policy, "--env-file", "/dev/zero"], "ENV_FILE_INVALID", /regular/],
+        [["list", "--policy", policy, "--env-file", latin1], "ENV_FILE_INVALID", /not UTF-8/],
         [
           ["policy-create", "--out", fifo, "--paths", work, "--force"],
           "POLICY_EXISTS",

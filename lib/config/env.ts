@@ -27,9 +27,9 @@ export async function loadEnvironment(
 ): Promise<LoadedEnvironment> {
   const explicit = options.envFile !== undefined;
   const file = path.resolve(options.cwd, options.envFile ?? ".env");
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = new TextDecoder().decode(await readConfigFile(file, ENV_FILE_SIZE_LIMIT));
+    bytes = await readConfigFile(file, ENV_FILE_SIZE_LIMIT);
   } catch (error) {
     if (!explicit && error instanceof Deno.errors.NotFound) return { env: { ...base } };
     if (error instanceof Deno.errors.NotFound) {
@@ -43,6 +43,17 @@ export async function loadEnvironment(
       "ENV_FILE_INVALID",
       `Cannot read the env file "${file}": ${error instanceof Error ? error.message : error}`,
       "Check the file's permissions.",
+    );
+  }
+  let text: string;
+  try {
+    // Not decoded loosely: a key or passphrase with a replaced byte would be another secret.
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new IntellistorError(
+      "ENV_FILE_INVALID",
+      `The env file "${file}" is not UTF-8 text`,
+      "Save it as UTF-8 (see .env.example).",
     );
   }
   if (text.includes("\0")) {

@@ -402,18 +402,26 @@ function readPaths(value: unknown, problems: ProblemList): string[] {
   return paths;
 }
 
-/** Rejects duplicates, nested paths and paths whose names would collide in the archive. */
-function checkPathsDistinct(paths: string[], problems: ProblemList): void {
-  const usable = paths
-    .map((original, index) => ({ original, index, key: comparisonKey(original) }))
-    .filter((entry) => entry.original !== "" && absolutePathProblem(entry.original) === undefined);
+interface ComparedPath {
+  original: string;
+  index: number;
+  /** The path as compared: normalized (and lower-cased on Windows). */
+  key: string;
+}
+
+/**
+ * Reports each path that repeats or lies inside an earlier one (or the
+ * reverse), once; `how` ends each message (" (through a symbolic link)").
+ * Returns the indexes involved.
+ */
+function reportOverlaps(paths: ComparedPath[], problems: ProblemList, how: string): Set<number> {
   const reported = new Set<number>();
-  for (const [i, later] of usable.entries()) {
-    for (const earlier of usable.slice(0, i)) {
+  for (const [i, later] of paths.entries()) {
+    for (const earlier of paths.slice(0, i)) {
       if (later.key === earlier.key) {
         problems.add(
           `paths[${later.index}]`,
-          `${JSON.stringify(later.original)} repeats paths[${earlier.index}]`,
+          `${JSON.stringify(later.original)} repeats paths[${earlier.index}]${how}`,
         );
         reported.add(later.index).add(earlier.index);
         break;
@@ -428,13 +436,22 @@ function checkPathsDistinct(paths: string[], problems: ProblemList): void {
         problems.add(
           `paths[${inner.index}]`,
           `${JSON.stringify(inner.original)} is inside paths[${outer.index}] ` +
-            `${JSON.stringify(outer.original)}, which already includes it`,
+            `${JSON.stringify(outer.original)}, which already includes it${how}`,
         );
         reported.add(inner.index).add(outer.index);
         break;
       }
     }
   }
+  return reported;
+}
+
+/** Rejects duplicates, nested paths and paths whose names would collide in the archive. */
+function checkPathsDistinct(paths: string[], problems: ProblemList): void {
+  const usable = paths
+    .map((original, index) => ({ original, index, key: comparisonKey(original) }))
+    .filter((entry) => entry.original !== "" && absolutePathProblem(entry.original) === undefined);
+  const reported = reportOverlaps(usable, problems, "");
   if (usable.length < 2) return;
   // Each root's name becomes the first component of relative_path.
   const byName = new Map<string, typeof usable[number]>();
@@ -815,9 +832,11 @@ function isInside(child: string, parent: string): boolean {
  */
 export async function checkPathsExist(policy: Policy, source: string): Promise<void> {
   const problems = new ProblemList();
+  const real: ComparedPath[] = [];
   for (const [index, entry] of policy.paths.entries()) {
     try {
       await Deno.stat(entry);
+      real.push({ original: entry, index, key: comparisonKey(await Deno.realPath(entry)) });
     } catch (error) {
       const field = `paths[${index}]`;
       if (error instanceof Deno.errors.NotFound) {
@@ -831,6 +850,9 @@ export async function checkPathsExist(policy: Policy, source: string): Promise<v
       }
     }
   }
+  // The same check as validatePolicy's, on real paths: a symbolic link may
+  // make two paths one, which would archive the same files twice.
+  reportOverlaps(real, problems, " (through a symbolic link)");
   problems.throwIfAny(source);
 }
 

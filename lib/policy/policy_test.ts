@@ -792,3 +792,23 @@ Deno.test("a .env file given as the policy is refused without quoting any of it"
     assert.deepEqual((await readPolicy(file)).exclude, ["a=b"]);
   });
 });
+
+Deno.test("checkPathsExist refuses paths that a symbolic link makes the same or nested", async () => {
+  await withTempDir(async (dir) => {
+    const data = path.join(dir, "data");
+    await Deno.mkdir(path.join(data, "sub"), { recursive: true });
+    await Deno.symlink(data, path.join(dir, "alias"));
+    await Deno.symlink(path.join(data, "sub"), path.join(dir, "inner"));
+    const same = fullPolicy({ paths: [data, path.join(dir, "alias")] });
+    assert.match(
+      (await asyncErrorOf(() => checkPathsExist(same, "p.yaml"))).message,
+      /paths\[1\]: ".*alias" repeats paths\[0\] \(through a symbolic link\)/,
+    );
+    const nested = fullPolicy({ paths: [path.join(dir, "inner"), path.join(dir, "alias")] });
+    assert.match(
+      (await asyncErrorOf(() => checkPathsExist(nested, "p.yaml"))).message,
+      /paths\[0\]: ".*inner" is inside paths\[1\] ".*alias", which already includes it \(through a symbolic link\)/,
+    );
+    await checkPathsExist(fullPolicy({ paths: [path.join(dir, "alias")] }), "p.yaml");
+  });
+});
