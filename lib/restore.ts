@@ -117,25 +117,23 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
   if (!options.overwrite) extractor.refuseExistingOutput();
   await Deno.mkdir(options.outDir, { recursive: true });
 
+  const pass: Pass = {
+    storage,
+    key,
+    keys,
+    manifest: manifest.value,
+    segments: content.segments,
+    entries,
+    extractor,
+    reads,
+  };
   try {
     try {
-      if (matcher === undefined) {
-        await restoreWholeObject(storage, key, options.keyring, manifest.value, {
-          extractor,
-          reads,
-        });
-      } else {
-        await restoreSegments(storage, key, keys, manifest.value, content.segments, entries, {
-          extractor,
-          reads,
-        });
-      }
+      if (matcher === undefined) await restoreWholeObject(pass, options.keyring);
+      else await restoreSegments(pass);
     } catch (error) {
       if (!isDamage(error)) throw error;
-      await salvage(storage, key, keys, manifest.value, content.segments, entries, {
-        extractor,
-        reads,
-      }, error);
+      await salvage(pass, error);
     }
   } catch (error) {
     extractor.close();
@@ -173,16 +171,23 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
   };
 }
 
+/** One restore's reading of its backup object, and where the entries go. */
+interface Pass {
+  storage: Storage;
+  key: string;
+  keys: StreamKeys;
+  manifest: Manifest;
+  segments: SegmentRecord[];
+  entries: EntryTable;
+  extractor: Extractor;
+  /** Bytes read from the store so far. */
+  reads: { downloaded: number };
+}
+
 /** Full restore: the object as one stream. */
-async function restoreWholeObject(
-  storage: Storage,
-  key: string,
-  keyring: Keyring,
-  manifest: Manifest,
-  pass: Pass,
-): Promise<void> {
+async function restoreWholeObject(pass: Pass, keyring: Keyring): Promise<void> {
   const meter = new MeterStream();
-  const tarStream = (await storage.get(key))
+  const tarStream = (await pass.storage.get(pass.key))
     .pipeThrough(meter)
     .pipeThrough(decryptStream(keyring))
     .pipeThrough(readAhead())
@@ -193,48 +198,27 @@ async function restoreWholeObject(
   } finally {
     pass.reads.downloaded += meter.bytes;
   }
-  if (meter.digest() !== manifest.object.sha256 || meter.bytes !== manifest.object.size) {
+  const { sha256, size } = pass.manifest.object;
+  if (meter.digest() !== sha256 || meter.bytes !== size) {
     throw integrityError("The backup object's SHA-256 differs from the manifest");
   }
-}
-
-/** Where extracted entries go, and the count of bytes read from the store. */
-interface Pass {
-  extractor: Extractor;
-  reads: { downloaded: number };
 }
 
 /**
  * Selective restore: only the chunks holding the selected entries' segments,
  * one ranged read per run of adjacent segments.
  */
-async function restoreSegments(
-  storage: Storage,
-  key: string,
-  keys: StreamKeys,
-  manifest: Manifest,
-  segments: SegmentRecord[],
-  entries: EntryTable,
-  pass: Pass,
-): Promise<void> {
+async function restoreSegments(pass: Pass): Promise<void> {
+  const { entries } = pass;
   const selectedSegments = new Set<number>();
   for (const i of entries.selectedIndexes()) selectedSegments.add(entries.segment(i));
   const indexes = [...selectedSegments].sort((a, b) => a - b);
-  for (const run of contiguousRuns(indexes, segments)) {
-    await restoreRun(storage, key, keys, manifest, run, pass);
-  }
+  for (const run of contiguousRuns(indexes, pass.segments)) await restoreRun(pass, run);
 }
 
 /** Restores the selected entries of adjacent segments with one ranged read. */
-async function restoreRun(
-  storage: Storage,
-  key: string,
-  keys: StreamKeys,
-  manifest: Manifest,
-  run: SegmentRecord[],
-  pass: Pass,
-): Promise<void> {
-  const { chunk_count: totalChunks, plaintext_size: plaintextSize } = manifest.object;
+async function restoreRun(pass: Pass, run: SegmentRecord[]): Promise<void> {
+  const { chunk_count: totalChunks, plaintext_size: plaintextSize } = pass.manifest.object;
   const gzStart = run[0].gz_offset;
   const last = run[run.length - 1];
   const gzEnd = last.gz_offset + last.gz_length;
@@ -242,9 +226,9 @@ async function restoreRun(
   const lastChunk = Math.floor((gzEnd - 1) / CHUNK_SIZE);
   const range = chunkByteRange(firstChunk, lastChunk, totalChunks, plaintextSize);
   const meter = new MeterStream();
-  const tarStream = (await storage.get(key, range))
+  const tarStream = (await pass.storage.get(pass.key, range))
     .pipeThrough(meter)
-    .pipeThrough(decryptChunkRun(keys, firstChunk, totalChunks))
+    .pipeThrough(decryptChunkRun(pass.keys, firstChunk, totalChunks))
     .pipeThrough(slice(gzStart - firstChunk * CHUNK_SIZE, gzEnd - firstChunk * CHUNK_SIZE))
     .pipeThrough(gunzip());
   try {
@@ -267,35 +251,28 @@ function isDamage(error: unknown): error is IntellistorError {
  * members and chunks are authenticated one by one, so this needs no byte
  * before the segment.
  */
-async function salvage(
-  storage: Storage,
-  key: string,
-  keys: StreamKeys,
-  manifest: Manifest,
-  segments: SegmentRecord[],
-  entries: EntryTable,
-  pass: Pass,
-  damage: IntellistorError,
-): Promise<void> {
-  const { extractor } = pass;
+async function salvage(pass: Pass, damage: IntellistorError): Promise<void> {
+  const { extractor, entries } = pass;
   extractor.resumeAfterDamage();
   const unhandled = new Map<number, number[]>();
   for (const i of entries.selectedIndexes()) {
     if (extractor.handled(entries.path(i))) continue;
     const segment = entries.segment(i);
-    unhandled.set(segment, [...unhandled.get(segment) ?? [], i]);
+    const waiting = unhandled.get(segment);
+    if (waiting === undefined) unhandled.set(segment, [i]);
+    else waiting.push(i);
   }
   let lost = 0;
-  for (const [index] of [...unhandled].sort(([a], [b]) => a - b)) {
+  for (const [index, waiting] of [...unhandled].sort(([a], [b]) => a - b)) {
     try {
-      const segment = segments[index];
+      const segment = pass.segments[index];
       if (segment === undefined) {
         throw integrityError(`The manifest names a missing segment ${index}`);
       }
-      await restoreRun(storage, key, keys, manifest, [segment], pass);
+      await restoreRun(pass, [segment]);
     } catch (error) {
       if (!isDamage(error)) throw error;
-      for (const i of unhandled.get(index)!) {
+      for (const i of waiting) {
         if (extractor.handled(entries.path(i))) continue;
         extractor.giveUp(
           entries.path(i),
@@ -307,7 +284,7 @@ async function salvage(
   }
   if (lost === 0) {
     extractor.reportDamage(
-      key,
+      pass.key,
       `${damage.message}; every selected entry was restored from the undamaged parts`,
     );
   }
