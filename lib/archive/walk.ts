@@ -153,10 +153,22 @@ export async function* walkSources(
       yield entry;
       if (entry.type !== "dir") continue;
     }
-    // Normalized once: names under it are then joined by concatenation.
-    const directory = pathApi(platform).normalize(root);
+    // Normalized once, without a trailing separator ("/src/" would give
+    // "/src//name", which no skipped path matches): names under it are then
+    // joined by concatenation.
+    const directory = withoutTrailingSeparator(pathApi(platform).normalize(root), platform);
     yield* walkDirectory(directory, several ? rootName : "", false, context);
   }
+}
+
+/** `/src/` → `/src`; a root (`/`, `C:\`) stays as it is. */
+function withoutTrailingSeparator(directory: string, platform: Platform): string {
+  const api = pathApi(platform);
+  let out = directory;
+  while (out.length > 1 && out.endsWith(api.sep) && api.dirname(out) !== out) {
+    out = out.slice(0, -1);
+  }
+  return out;
 }
 
 /**
