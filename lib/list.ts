@@ -5,7 +5,7 @@
  * read, or belongs to another backup, as damaged: one bad backup never hides
  * the others.
  */
-import { toIntellistorError } from "./errors.ts";
+import { type ErrorCode, toIntellistorError } from "./errors.ts";
 import { assertManifestFor, MANIFEST_NAME, OBJECT_NAME, parseManifest } from "./manifest.ts";
 import type { Storage } from "./storage/storage.ts";
 import { readAll } from "./streams.ts";
@@ -40,6 +40,16 @@ export interface DamagedBackup {
   message: string;
 }
 
+/** Errors of the store itself (or of this run), as opposed to one manifest's content. */
+const STORE_FAILURES = new Set<ErrorCode>([
+  "IO_ERROR",
+  "BUCKET_NOT_FOUND",
+  "ACCESS_DENIED",
+  "STORAGE_UNREACHABLE",
+  "STORAGE_ERROR",
+  "INTERRUPTED",
+]);
+
 export async function listBackups(storage: Storage, policyId: string): Promise<ListResult> {
   const objects = new Set<string>();
   const manifests: string[] = [];
@@ -69,7 +79,7 @@ export async function listBackups(storage: Storage, policyId: string): Promise<L
     } catch (error) {
       const failure = toIntellistorError(error);
       // The store failing is not damage to one backup: it ends the listing.
-      if (failure.code !== "INTEGRITY" && failure.code !== "FORMAT_UNSUPPORTED") throw failure;
+      if (STORE_FAILURES.has(failure.code)) throw failure;
       damaged.push({ key_backup: objectKey, key_manifest: key, message: failure.message });
     }
   }

@@ -170,10 +170,17 @@ export function parseManifest(text: string, where: string): Manifest {
       "It was written by another program or a newer version of Intellistor.",
     );
   }
+  const texts = (o: object | null | undefined, names: string[]) =>
+    o != null && typeof o === "object" &&
+    names.every((n) => typeof (o as Record<string, unknown>)[n] === "string");
+  const numbers = (o: object | null | undefined, names: string[]) =>
+    o != null && typeof o === "object" &&
+    names.every((n) => typeof (o as Record<string, unknown>)[n] === "number");
   if (
-    typeof m.sealed !== "string" || typeof m.object !== "object" || m.object === null ||
-    typeof m.object.stream_id !== "string" || typeof m.object.chunk_count !== "number" ||
-    typeof m.object.plaintext_size !== "number" || typeof m.object.size !== "number"
+    !texts(m, ["sealed", "backup_id", "policy_id", "timestamp", "host"]) ||
+    !texts(m.object, ["key", "sha256", "stream_id"]) ||
+    !numbers(m.object, ["size", "chunk_count", "plaintext_size"]) ||
+    !numbers(m.summary, ["files", "dirs", "symlinks", "bytes", "skipped"])
   ) {
     throw integrityError(`Manifest "${where}" is missing required fields`);
   }
@@ -421,26 +428,21 @@ export function parseBackupKey(input: string): { objectKey: string; manifestKey:
 
 /**
  * Refuses a manifest that belongs to another backup than the key names: the
- * manifest and object of one backup copied over another's (its key's last
- * folders, `<policy>/<timestamp>/<backup_id>/`, name a different backup).
- * Only the parts of the key in the standard layout are compared, so a backup
- * copied to another place under other folder names still restores.
+ * manifest and object of one backup copied over another's (the key's last
+ * folders, `<timestamp>/<backup_id>/`, name a different backup). Only those
+ * parts of the key are compared, so a backup copied elsewhere, or under a
+ * renamed policy's folder, still restores.
  */
 export function assertManifestFor(manifest: Manifest, objectKey: string): void {
-  const folders = objectKey.split("/").slice(0, -1);
-  const [policyId, timestamp, backupId] = folders.slice(-3);
-  const named = folders.length >= 4 && folders.at(-4) === "backups" &&
-      BACKUP_ID_PATTERN.test(backupId ?? "") && TIMESTAMP_PATTERN.test(timestamp ?? "")
-    ? { policyId, timestamp, backupId }
-    : undefined;
-  const differs = manifest.object.key !== objectKey && named !== undefined &&
-    (named.backupId !== manifest.backup_id || named.timestamp !== manifest.timestamp ||
-      named.policyId !== manifest.policy_id);
-  if (differs) {
-    throw integrityError(
+  const [timestamp, backupId] = objectKey.split("/").slice(-3, -1);
+  const named = BACKUP_ID_PATTERN.test(backupId ?? "") && TIMESTAMP_PATTERN.test(timestamp ?? "");
+  if (named && (backupId !== manifest.backup_id || timestamp !== manifest.timestamp)) {
+    throw new IntellistorError(
+      "INTEGRITY",
       `The files at "${objectKey}" are backup ${manifest.backup_id} of policy ` +
         `"${manifest.policy_id}" (${manifest.timestamp}), not the backup their key names: ` +
         "they were replaced or moved",
+      "Restore the backup under its own key (intellistor list shows it), or another backup.",
     );
   }
 }

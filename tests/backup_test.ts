@@ -230,9 +230,8 @@ Deno.test("listBackups() lists complete backups and reports objects without a ma
   });
 });
 
-for (const throughLink of [false, true]) {
-  const how = throughLink ? "a source given through a symlink" : "a source";
-  Deno.test(`the store, the --out copy and the .env inside ${how} are never archived`, async () => {
+for (const given of ["", " given through a symlink", " given with a trailing slash"]) {
+  Deno.test(`the store, the --out copy and the .env inside a source${given} are never archived`, async () => {
     await withTempDir("backup", async (top) => {
       // The seed's defaults: --paths is the current directory, and --out ./out is beside it.
       const dir = path.join(top, "home");
@@ -248,9 +247,16 @@ for (const throughLink of [false, true]) {
         "p.yaml",
         "--local-dir",
         "store",
-        ...(throughLink ? ["--paths", link] : []),
+        ...(given.includes("symlink") ? ["--paths", link] : []),
       ], cwd);
       assert.equal(created.code, 0, created.stderr);
+      if (given.includes("slash")) {
+        // As an operator may write it by hand.
+        const file = path.join(dir, "p.yaml");
+        const text = await Deno.readTextFile(file);
+        assert.ok(text.includes(`  - ${dir}\n`), text);
+        await Deno.writeTextFile(file, text.replace(`  - ${dir}\n`, `  - ${dir}/\n`));
+      }
       const results = [];
       for (let i = 0; i < 2; i++) {
         const backup = await runCli(["backup", "--policy", "p.yaml", "--out", "out"], cwd);
@@ -322,31 +328,47 @@ Deno.test("one backup's files copied over another's: restore and decrypt refuse,
     assert.deepEqual(listing.damaged.map((d) => d.key_backup), [first.key_backup]);
     assert.match(listing.damaged[0].message, /not the backup their key names/);
     assert.deepEqual(listing.incomplete, []);
-    // The untouched backup still restores.
+    // The untouched backup still restores, also once its policy was renamed
+    // (its folder moved to the new id): the policy folder is not compared.
+    await Deno.rename(
+      path.join(dir, "store", "backups", "t"),
+      path.join(dir, "store", "backups", "q"),
+    );
     const restored = await runRestore({
       storage,
       keyring,
-      key: second.key_backup,
+      key: second.key_backup.replace("backups/t/", "backups/q/"),
       outDir: path.join(dir, "out2"),
     });
     assert.equal(restored.integrity, "ok");
   });
 });
 
-Deno.test("a manifest that is not JSON is listed as damaged; the other backups are listed", async () => {
+Deno.test("a manifest that is not JSON or lacks a field is listed as damaged; the others are listed", async () => {
   await withTempDir("backup", async (dir) => {
     await write(path.join(dir, "src", "a.txt"));
     const { result, storage, keyring } = await backedUpNames(dir, [path.join(dir, "src")]);
     const policy = validatePolicy({ id: "t", paths: [path.join(dir, "src")] }, "test");
     const good = await runBackup({ policy, storage, keyring });
-    await Deno.writeTextFile(path.join(dir, "store", ...result.key_manifest.split("/")), "{");
-    const listing = await listBackups(storage, "t");
-    assert.deepEqual(listing.backups.map((b) => b.key_backup), [good.key_backup]);
-    assert.deepEqual(listing.damaged, [{
-      key_backup: result.key_backup,
-      key_manifest: result.key_manifest,
-      message: `Manifest "${result.key_manifest}" is not valid JSON`,
-    }]);
+    const manifestFile = path.join(dir, "store", ...result.key_manifest.split("/"));
+    const text = await Deno.readTextFile(manifestFile);
+    const { summary: _, ...withoutSummary } = JSON.parse(text);
+    for (
+      const [broken, message] of [
+        ["{", "is not valid JSON"],
+        [JSON.stringify(withoutSummary), "is missing required fields"],
+        [JSON.stringify({ ...JSON.parse(text), timestamp: 5 }), "is missing required fields"],
+      ]
+    ) {
+      await Deno.writeTextFile(manifestFile, broken);
+      const listing = await listBackups(storage, "t");
+      assert.deepEqual(listing.backups.map((b) => b.key_backup), [good.key_backup]);
+      assert.deepEqual(listing.damaged, [{
+        key_backup: result.key_backup,
+        key_manifest: result.key_manifest,
+        message: `Manifest "${result.key_manifest}" ${message}`,
+      }]);
+    }
   });
 });
 
