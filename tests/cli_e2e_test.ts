@@ -518,7 +518,7 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
 });
 
 Deno.test({
-  name: "a FIFO, a device or a non-UTF-8 file given as the policy or the .env file is refused",
+  name: "a device or a non-UTF-8 .env file is refused at once; a pipe (<(…)) is read",
   ignore: Deno.build.os === "windows",
   fn: async () => {
     const work = await Deno.makeTempDir({ prefix: "intellistor-special-" });
@@ -526,7 +526,13 @@ Deno.test({
       const fifo = path.join(work, "fifo");
       assert.equal((await new Deno.Command("mkfifo", { args: [fifo] }).output()).code, 0);
       const policy = path.join(work, "p.yaml");
-      await Deno.writeTextFile(policy, `id: p\npaths: [${JSON.stringify(work)}]\n`);
+      const store = path.join(work, "store");
+      await Deno.writeTextFile(
+        policy,
+        `id: p\npaths: [${JSON.stringify(work)}]\ndestination: {type: local, path: ${
+          JSON.stringify(store)
+        }}\n`,
+      );
       // A passphrase saved in Latin-1: decoded loosely it would silently be another one.
       const latin1 = path.join(work, "latin1.env");
       await Deno.writeFile(
@@ -534,10 +540,9 @@ Deno.test({
         Uint8Array.from([...new TextEncoder().encode("INTELLISTOR_PASSPHRASE=caf"), 0xe9, 0x0a]),
       );
       const cases: Array<[string[], string, RegExp]> = [
-        [["list", "--policy", fifo], "IO_ERROR", /not a regular file/],
-        [["list", "--policy", "/dev/zero"], "IO_ERROR", /not a regular file/],
-        [["list", "--policy", policy, "--env-file", fifo], "ENV_FILE_INVALID", /regular file/],
-        [["list", "--policy", policy, "--env-file", "/dev/zero"], "ENV_FILE_INVALID", /regular/],
+        [["list", "--policy", "/dev/zero"], "IO_ERROR", /not a regular file or a pipe/],
+        [["list", "--policy", work], "IO_ERROR", /is a directory/],
+        [["list", "--policy", policy, "--env-file", "/dev/zero"], "ENV_FILE_INVALID", /pipe/],
         [["list", "--policy", policy, "--env-file", latin1], "ENV_FILE_INVALID", /not UTF-8/],
         [
           ["policy-create", "--out", fifo, "--paths", work, "--force"],
@@ -545,19 +550,30 @@ Deno.test({
           /not a regular file/,
         ],
       ];
-      for (const [args, code, message] of cases) {
+      const withTimeout = async (args: string[]) => {
         let timer: ReturnType<typeof setTimeout> | undefined;
         const timeout = new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`${args.join(" ")} did not return`)), 10_000);
         });
-        const result = await Promise.race([runCli(args, { cwd: work }), timeout]).finally(() =>
+        return await Promise.race([runCli(args, { cwd: work }), timeout]).finally(() =>
           clearTimeout(timer)
         );
-        const error = result.error();
-        assert.equal(error.code, code, `${args.join(" ")}: ${result.stderr}`);
+      };
+      for (const [args, code, message] of cases) {
+        const error = (await withTimeout(args)).error();
+        assert.equal(error.code, code, `${args.join(" ")}: ${JSON.stringify(error)}`);
         assert.match(error.message, message);
       }
       assert.ok((await Deno.lstat(fifo)).isFifo, "the FIFO was replaced");
+      // Secrets from a password manager through a pipe, never written to disk.
+      const writer = new Deno.Command("sh", {
+        args: ["-c", `printf 'INTELLISTOR_KEY=%s\\n' "$KEY" > "$FIFO"`],
+        env: { KEY: generateRootKey(), FIFO: fifo },
+      }).spawn();
+      const listed = await withTimeout(["list", "--policy", policy, "--env-file", fifo]);
+      assert.equal((await writer.status).code, 0);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.deepEqual((listed.json() as { backups: unknown[] }).backups, []);
     } finally {
       await Deno.remove(work, { recursive: true });
     }

@@ -158,6 +158,8 @@ export class Extractor {
       await this.#writer.drain();
     } catch (error) {
       await this.#writer.drain().catch(() => {});
+      // A full disk ends the restore, whatever else broke: no later pass may hide it.
+      this.#throwIfWritesEnded();
       throw error;
     }
     this.#throwIfWritesEnded();

@@ -1,7 +1,8 @@
 /**
- * Reads a small configuration file (a policy, a .env file) whole, refusing
- * what is not a regular file or is too large: a FIFO would block the command
- * for ever and `/dev/zero` would fill the memory.
+ * Reads a small configuration file (a policy, a .env file) whole, refusing a
+ * directory, a device or a socket, and anything too large: `/dev/zero` would
+ * fill the memory. A pipe is read, so that `--env-file <(pass show backup)`
+ * passes secrets without writing them to disk.
  */
 
 /** Why a configuration file cannot be read, in words that fit after its name. */
@@ -9,18 +10,19 @@ export class ConfigFileProblem extends Error {}
 
 /**
  * The file's bytes; Deno's errors as they come (NotFound, PermissionDenied),
- * ConfigFileProblem for something that is not a regular file or is larger than `limit`.
+ * ConfigFileProblem for something that is neither a file nor a pipe, or is larger than `limit`.
  */
 export async function readConfigFile(file: string, limit: number): Promise<Uint8Array> {
   const info = await Deno.stat(file);
-  if (!info.isFile) {
+  if (!info.isFile && !info.isFifo) {
     throw new ConfigFileProblem(
-      info.isDirectory ? "it is a directory" : "it is not a regular file",
+      info.isDirectory ? "it is a directory" : "it is not a regular file or a pipe",
     );
   }
   const handle = await Deno.open(file);
   try {
-    const buffer = new Uint8Array(Math.min(info.size, limit) + 1);
+    // A pipe's size is unknown (0): room for the limit, read in one buffer.
+    const buffer = new Uint8Array((info.isFile ? Math.min(info.size, limit) : limit) + 1);
     let filled = 0;
     while (filled < buffer.length) {
       const read = await handle.read(buffer.subarray(filled));

@@ -8,7 +8,7 @@
 import { parse } from "npm:dotenv@18.0.10";
 import path from "node:path";
 import { IntellistorError } from "../errors.ts";
-import { readConfigFile } from "./config_file.ts";
+import { ConfigFileProblem, readConfigFile } from "./config_file.ts";
 
 /** Largest .env file read: it holds a few NAME=value lines. */
 const ENV_FILE_SIZE_LIMIT = 1 << 20;
@@ -42,7 +42,9 @@ export async function loadEnvironment(
     throw new IntellistorError(
       "ENV_FILE_INVALID",
       `Cannot read the env file "${file}": ${error instanceof Error ? error.message : error}`,
-      "Check the file's permissions.",
+      error instanceof ConfigFileProblem
+        ? "Give a .env file of NAME=value lines (see .env.example)."
+        : "Check the file's permissions.",
     );
   }
   let text: string;

@@ -630,19 +630,18 @@ export function endpointProblem(endpoint: string): string | undefined {
   try {
     url = new URL(endpoint);
   } catch {
-    return `${JSON.stringify(endpoint)} is not a URL (${example})`;
+    // Not quoted: "user:password@host" is not a URL, and would show the password.
+    return `it is not a URL (${example})`;
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    return `${JSON.stringify(endpoint)} is not an http or https URL (${example})`;
+    return `it is not an http or https URL (${example})`;
   }
   if (url.username !== "" || url.password !== "") {
     return "the URL contains credentials (put them in the .env file as " +
       "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead)";
   }
   if (url.search !== "" || url.hash !== "") {
-    return `${
-      JSON.stringify(endpoint)
-    } has a query or fragment (give only the scheme, host, port and path)`;
+    return "it has a query or fragment (give only the scheme, host, port and path)";
   }
   return undefined;
 }
@@ -836,7 +835,9 @@ export async function checkPathsExist(policy: Policy, source: string): Promise<v
   for (const [index, entry] of policy.paths.entries()) {
     try {
       await Deno.stat(entry);
-      real.push({ original: entry, index, key: comparisonKey(await Deno.realPath(entry)) });
+      // Some Windows volumes (RAM disks, some network drives) cannot say: as written, then.
+      const resolved = await Deno.realPath(entry).catch(() => entry);
+      real.push({ original: entry, index, key: comparisonKey(resolved) });
     } catch (error) {
       const field = `paths[${index}]`;
       if (error instanceof Deno.errors.NotFound) {
