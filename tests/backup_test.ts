@@ -372,6 +372,28 @@ Deno.test("a manifest that is not JSON or lacks a field is listed as damaged; th
   });
 });
 
+Deno.test({
+  name: "a hard link to the .env inside a source is not archived under its other name",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await withTempDir("backup", async (dir) => {
+      const home = path.join(dir, "home");
+      await write(path.join(home, "docs", "a.txt"), "data");
+      const key = generateRootKey();
+      await Deno.writeTextFile(path.join(dir, ".env"), `INTELLISTOR_KEY=${key}\n`);
+      await Deno.link(path.join(dir, ".env"), path.join(home, "docs", "settings.txt"));
+      const created = await runCli(
+        ["policy-create", "--out", "p.yaml", "--paths", home, "--local-dir", "store"],
+        { cwd: dir },
+      );
+      assert.equal(created.code, 0, created.stderr);
+      const backup = await runCli(["backup", "--policy", "p.yaml"], { cwd: dir });
+      assert.equal(backup.code, 0, backup.stderr);
+      assert.equal((backup.json() as { files: number }).files, 1);
+    });
+  },
+});
+
 // A /sys file claims 4096 bytes and holds fewer: a file that "shrank while read".
 const SHRINKING_FILE = "/sys/kernel/mm/transparent_hugepage/enabled";
 const hasShrinkingFile = await Deno.stat(SHRINKING_FILE).then((i) => i.size > 0, () => false);

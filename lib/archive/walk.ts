@@ -63,10 +63,9 @@ export interface WalkOptions {
 }
 
 /** What the walk reads of an entry's metadata. */
-export type WalkFileInfo = Pick<
-  Deno.FileInfo,
-  "isFile" | "isDirectory" | "isSymlink" | "size" | "mode" | "mtime"
->;
+export type WalkFileInfo =
+  & Pick<Deno.FileInfo, "isFile" | "isDirectory" | "isSymlink" | "size" | "mode" | "mtime">
+  & Partial<Pick<Deno.FileInfo, "dev" | "ino" | "nlink">>;
 
 /**
  * The file-system calls the walk makes, each given a path from `osPath`.
@@ -106,6 +105,8 @@ interface WalkContext {
 interface PathTest {
   (absolutePath: string): boolean;
   joined(absolutePath: string, name: string): boolean;
+  /** A hard link to a skipped file (the .env linked into a source) under another name. */
+  sameFile(info: WalkFileInfo): boolean;
 }
 
 /**
@@ -214,11 +215,19 @@ async function pathSetTest(
       }
     }
   }
+  // Files by device and inode: a hard link has another name, and is the same file.
+  const files = new Set<string>();
+  for (const p of paths) {
+    const info = await fs.stat(osPath(p, platform)).catch(() => undefined);
+    if (info?.isFile && info.ino != null && info.dev != null) files.add(`${info.dev}:${info.ino}`);
+  }
+  const sameFile = (info: WalkFileInfo) =>
+    files.size > 0 && info.isFile && (info.nlink ?? 1) > 1 && files.has(`${info.dev}:${info.ino}`);
   const test = (absolutePath: string) => keys.size > 0 && keys.has(key(absolutePath));
   // The final names first: hashing a short listed name is cheaper than a new full path.
   const names = new Set([...keys].map((k) => api.basename(k)));
   const joined = (absolutePath: string, name: string) => names.has(name) && keys.has(absolutePath);
-  return Object.assign(test, { joined: platform === "windows" ? test : joined });
+  return Object.assign(test, { joined: platform === "windows" ? test : joined, sameFile });
 }
 
 /**
@@ -271,6 +280,7 @@ function* walkDirectory(
       leaveOut(options, absolutePath, describeIoError(error, platform));
       continue;
     }
+    if (skip.sameFile(info)) continue;
     const entry = toEntry(relativePath, absolutePath, info, platform);
     if (entry === undefined) {
       leaveOut(options, absolutePath, NOT_ARCHIVABLE);
