@@ -213,29 +213,36 @@ async function restoreSegments(pass: Pass): Promise<void> {
   const selectedSegments = new Set<number>();
   for (const i of entries.selectedIndexes()) selectedSegments.add(entries.segment(i));
   const indexes = [...selectedSegments].sort((a, b) => a - b);
-  for (const run of contiguousRuns(indexes, pass.segments)) await restoreRun(pass, run);
+  for (const run of contiguousRuns(indexes, pass.segments)) {
+    await restoreRun(pass, run[0], run[run.length - 1]);
+  }
 }
 
-/** Restores the selected entries of adjacent segments with one ranged read. */
-async function restoreRun(pass: Pass, run: SegmentRecord[]): Promise<void> {
+/** Restores the selected entries of segments `first` to `last` (adjacent) with one ranged read. */
+async function restoreRun(pass: Pass, first: SegmentRecord, last: SegmentRecord): Promise<void> {
+  const { firstChunk, range, gzStart, gzEnd } = runRange(pass, first, last);
+  const meter = new MeterStream();
+  const tarStream = (await pass.storage.get(pass.key, range))
+    .pipeThrough(meter)
+    .pipeThrough(decryptChunkRun(pass.keys, firstChunk, pass.manifest.object.chunk_count))
+    .pipeThrough(slice(gzStart - firstChunk * CHUNK_SIZE, gzEnd - firstChunk * CHUNK_SIZE))
+    .pipeThrough(gunzip());
+  try {
+    await extractGzipStream(pass.extractor, tarStream, first.tar_offset);
+  } finally {
+    pass.reads.downloaded += meter.bytes;
+  }
+}
+
+/** The chunks, object bytes and payload bytes that segments `first` to `last` occupy. */
+function runRange(pass: Pass, first: SegmentRecord, last: SegmentRecord) {
   const { chunk_count: totalChunks, plaintext_size: plaintextSize } = pass.manifest.object;
-  const gzStart = run[0].gz_offset;
-  const last = run[run.length - 1];
+  const gzStart = first.gz_offset;
   const gzEnd = last.gz_offset + last.gz_length;
   const firstChunk = Math.floor(gzStart / CHUNK_SIZE);
   const lastChunk = Math.floor((gzEnd - 1) / CHUNK_SIZE);
   const range = chunkByteRange(firstChunk, lastChunk, totalChunks, plaintextSize);
-  const meter = new MeterStream();
-  const tarStream = (await pass.storage.get(pass.key, range))
-    .pipeThrough(meter)
-    .pipeThrough(decryptChunkRun(pass.keys, firstChunk, totalChunks))
-    .pipeThrough(slice(gzStart - firstChunk * CHUNK_SIZE, gzEnd - firstChunk * CHUNK_SIZE))
-    .pipeThrough(gunzip());
-  try {
-    await extractGzipStream(pass.extractor, tarStream, run[0].tar_offset);
-  } finally {
-    pass.reads.downloaded += meter.bytes;
-  }
+  return { firstChunk, range, gzStart, gzEnd };
 }
 
 /** Damage to the backup object (authentication, gzip or tar), as opposed to the store failing. */
@@ -245,41 +252,80 @@ function isDamage(error: unknown): error is IntellistorError {
 
 /**
  * After damage to the object ended a pass: every selected entry not yet
- * handled is restored from its own segment, one ranged read per segment, so
- * that only the entries of damaged segments are lost; those are reported in
- * `failures`, like damage that cost no entry. Segments are independent gzip
- * members and chunks are authenticated one by one, so this needs no byte
- * before the segment.
+ * handled is restored with ranged reads, so that only the entries of
+ * damaged segments are lost; those are reported in `failures`, like damage
+ * that cost no entry. Segments are independent gzip members and chunks are
+ * authenticated one by one, so a read can start at any segment.
+ *
+ * The first segment still waiting (the damaged one, or one the stages
+ * before the parser had read past) is read on its own: restored, or its
+ * entries lost. Then everything after it, in as few reads as there are runs
+ * of adjacent segments, up to the next damage, which sends the loop round
+ * again. Segments past the end of a truncated object are given up unread.
  */
 async function salvage(pass: Pass, damage: IntellistorError): Promise<void> {
-  const { extractor, entries } = pass;
+  const { extractor, entries, segments } = pass;
   extractor.resumeAfterDamage();
-  const unhandled = new Map<number, number[]>();
+  const waiting = new Map<number, number[]>();
   for (const i of entries.selectedIndexes()) {
     if (extractor.handled(entries.path(i))) continue;
     const segment = entries.segment(i);
-    const waiting = unhandled.get(segment);
-    if (waiting === undefined) unhandled.set(segment, [i]);
-    else waiting.push(i);
+    const list = waiting.get(segment);
+    if (list === undefined) waiting.set(segment, [i]);
+    else list.push(i);
   }
+  const order = [...waiting.keys()].sort((a, b) => a - b);
+  for (const index of order) {
+    if (segments[index] === undefined) {
+      throw integrityError(`The manifest names a missing segment ${index}`);
+    }
+  }
+  const storedSize = (await pass.storage.head(pass.key))?.size ?? 0;
   let lost = 0;
-  for (const [index, waiting] of [...unhandled].sort(([a], [b]) => a - b)) {
+  const giveUp = (index: number, why: string) => {
+    for (const i of waiting.get(index)!) {
+      if (extractor.handled(entries.path(i))) continue;
+      extractor.giveUp(
+        entries.path(i),
+        `lies in a damaged part of the backup object (${why}); not restored`,
+      );
+      lost++;
+    }
+  };
+  const stillWaiting = (index: number) =>
+    waiting.get(index)!.some((i) => !extractor.handled(entries.path(i)));
+
+  let at = 0;
+  while (at < order.length) {
+    while (at < order.length && !stillWaiting(order[at])) at++;
+    if (at === order.length) break;
+    const index = order[at++];
+    const segment = segments[index];
+    if (runRange(pass, segment, segment).range.end > storedSize) {
+      giveUp(index, "the stored object ends before it");
+      continue;
+    }
     try {
-      const segment = pass.segments[index];
-      if (segment === undefined) {
-        throw integrityError(`The manifest names a missing segment ${index}`);
-      }
-      await restoreRun(pass, [segment]);
+      await restoreRun(pass, segment, segment);
     } catch (error) {
       if (!isDamage(error)) throw error;
-      for (const i of waiting) {
-        if (extractor.handled(entries.path(i))) continue;
-        extractor.giveUp(
-          entries.path(i),
-          `lies in a damaged part of the backup object (${error.message}); not restored`,
-        );
-        lost++;
+      giveUp(index, error.message);
+    }
+    // The rest, run by run, until the next damage sends the loop round again.
+    try {
+      let start = at;
+      for (let k = at; k < order.length; k++) {
+        if (k + 1 < order.length && order[k + 1] === order[k] + 1) continue;
+        const last = segments[order[k]];
+        if (runRange(pass, segments[order[start]], last).range.end > storedSize) {
+          throw integrityError("the stored object ends before it");
+        }
+        await restoreRun(pass, segments[order[start]], last);
+        start = k + 1;
       }
+      break;
+    } catch (error) {
+      if (!isDamage(error)) throw error;
     }
   }
   if (lost === 0) {
