@@ -294,34 +294,34 @@ async function salvage(pass: Pass, damage: IntellistorError): Promise<void> {
   };
   const stillWaiting = (index: number) =>
     waiting.get(index)!.some((i) => !extractor.handled(entries.path(i)));
+  const endOf = (index: number) => runRange(pass, segments[index], segments[index]).range.end;
+
+  // Segments lie in increasing order in the object: those a truncated object
+  // lacks are the last ones, given up without a read.
+  let end = order.length;
+  while (end > 0 && endOf(order[end - 1]) > storedSize) end--;
+  for (const index of order.slice(end)) giveUp(index, "the stored object ends before it");
+  // For each position, the last position of its run of adjacent segments.
+  const runEnd: number[] = [];
+  for (let k = end - 1; k >= 0; k--) {
+    runEnd[k] = k + 1 < end && order[k + 1] === order[k] + 1 ? runEnd[k + 1] : k;
+  }
 
   let at = 0;
-  while (at < order.length) {
-    while (at < order.length && !stillWaiting(order[at])) at++;
-    if (at === order.length) break;
+  while (at < end) {
+    while (at < end && !stillWaiting(order[at])) at++;
+    if (at === end) break;
     const index = order[at++];
-    const segment = segments[index];
-    if (runRange(pass, segment, segment).range.end > storedSize) {
-      giveUp(index, "the stored object ends before it");
-      continue;
-    }
     try {
-      await restoreRun(pass, segment, segment);
+      await restoreRun(pass, segments[index], segments[index]);
     } catch (error) {
       if (!isDamage(error)) throw error;
       giveUp(index, error.message);
     }
     // The rest, run by run, until the next damage sends the loop round again.
     try {
-      let start = at;
-      for (let k = at; k < order.length; k++) {
-        if (k + 1 < order.length && order[k + 1] === order[k] + 1) continue;
-        const last = segments[order[k]];
-        if (runRange(pass, segments[order[start]], last).range.end > storedSize) {
-          throw integrityError("the stored object ends before it");
-        }
-        await restoreRun(pass, segments[order[start]], last);
-        start = k + 1;
+      for (let start = at; start < end; start = runEnd[start] + 1) {
+        await restoreRun(pass, segments[order[start]], segments[order[runEnd[start]]]);
       }
       break;
     } catch (error) {
