@@ -7,6 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CliIo } from "./lib/cli/io.ts";
 import { run } from "./lib/cli/run.ts";
+import { ExitCode, interruptedError } from "./lib/errors.ts";
 
 export { run };
 
@@ -52,11 +53,16 @@ if (import.meta.main) {
   const io = { ...processIo(), signal: interruption.signal };
   // Ctrl+C, and SIGTERM (systemctl stop, a shutdown), stop the command at its
   // next step and let it clean up (temporary files, multipart uploads); a
-  // second signal, or a stuck clean-up, exits at once.
+  // second signal, or a clean-up still stuck after the grace period (a store
+  // that stopped answering), exits at once, saying so.
+  const exitUncleaned = () => {
+    io.stderr(JSON.stringify(interruptedError({ cleanedUp: false }).toJSON()) + "\n");
+    Deno.exit(ExitCode.interrupted);
+  };
   const stop = () => {
-    if (interruption.signal.aborted) Deno.exit(130);
+    if (interruption.signal.aborted) exitUncleaned();
     interruption.abort();
-    setTimeout(() => Deno.exit(130), CLEANUP_GRACE_MS);
+    setTimeout(exitUncleaned, CLEANUP_GRACE_MS);
   };
   for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, stop);
   Deno.exit(await run(Deno.args, io));

@@ -158,13 +158,7 @@ export function toIntellistorError(error: unknown): IntellistorError {
     error instanceof Deno.errors.Interrupted ||
     (error instanceof DOMException && error.name === "AbortError")
   ) {
-    return new IntellistorError(
-      "INTERRUPTED",
-      "Interrupted",
-      "Nothing half-done was kept: a backup exists only once its manifest is written, and a " +
-        "restored file gets its name only once verified. Run the command again (a restore into " +
-        "the same --out then needs --overwrite for the files it already wrote).",
-    );
+    return interruptedError({ cleanedUp: true });
   }
   const message = error instanceof Error ? error.message : String(error);
   if (isDiskFull(error)) {
@@ -178,6 +172,33 @@ export function toIntellistorError(error: unknown): IntellistorError {
     "INTERNAL",
     `Unexpected error: ${message}`,
     "This is a bug; please report it with the command you ran (set INTELLISTOR_DEBUG=1 for details).",
+  );
+}
+
+/**
+ * A command stopped by Ctrl+C or SIGTERM. `cleanedUp` is false when the
+ * process exits before its clean-up finished (a second signal, or a store
+ * that no longer answers): then temporary files and uploads may remain.
+ */
+export function interruptedError({ cleanedUp }: { cleanedUp: boolean }): IntellistorError {
+  const rerun = "Run the command again (a restore into the same --out then needs --overwrite " +
+    "for the files it already wrote).";
+  if (cleanedUp) {
+    return new IntellistorError(
+      "INTERRUPTED",
+      "Interrupted",
+      "Nothing half-done was kept: a backup exists only once its manifest is written, and a " +
+        `restored file gets its name only once verified. ${rerun}`,
+    );
+  }
+  return new IntellistorError(
+    "INTERRUPTED",
+    "Interrupted before its clean-up finished",
+    "Nothing half-done is usable by mistake: a backup exists only once its manifest is written, " +
+      "and a restored file gets its name only once verified. Leftovers may remain: `list` shows " +
+      "a local store's under `incomplete` (delete them); an S3 multipart upload is removed by " +
+      "the bucket's lifecycle rule; a restore may leave `.intellistor-*.partial` files in --out " +
+      `(delete them). ${rerun}`,
   );
 }
 

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { generateRootKey } from "../mod.ts";
 import { MAIN, runCli } from "./support/cli.ts";
+import { startFaultProxy } from "./support/fault_proxy.ts";
 import {
   listIncompleteMultipartUploads,
   s3rverCredentials,
@@ -154,6 +155,77 @@ Deno.test("Ctrl+C during a restore: exit 130, no partial file left in --out", as
       );
     }
   } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
+
+Deno.test("a stop whose clean-up hangs (silent store): the second Ctrl+C exits 130, says so, and the agent's log is kept", async () => {
+  const server = await startS3Server();
+  let silent = false;
+  // Once silent, the store accepts every request and never answers (until the client goes away).
+  const proxy = startFaultProxy(
+    server.endpoint,
+    () => silent ? { kind: "stall", ms: 600_000 } : undefined,
+  );
+  const work = await Deno.makeTempDir({ prefix: "intellistor-int-hang-" });
+  try {
+    await makeSource(work);
+    const envFile = path.join(work, ".env");
+    await Deno.writeTextFile(
+      envFile,
+      [
+        `INTELLISTOR_KEY=${generateRootKey()}`,
+        `AWS_ACCESS_KEY_ID=${s3rverCredentials.accessKeyId}`,
+        `AWS_SECRET_ACCESS_KEY=${s3rverCredentials.secretAccessKey}`,
+        `AWS_S3_BUCKET=${server.bucket}`,
+        `AWS_ENDPOINT_URL_S3=${proxy.endpoint}`,
+      ].join("\n"),
+    );
+    assert.equal(
+      (await runCli(["policy-create", "--out", "p.yaml", "--paths", "src"], { cwd: work })).code,
+      0,
+    );
+    const stateDir = path.join(work, "state");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        MAIN,
+        "agent",
+        "run",
+        ...["--policy", path.join(work, "p.yaml"), "--env-file", envFile, "--state-dir", stateDir],
+      ],
+      cwd: work,
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const deadline = Date.now() + 60_000;
+    while (!proxy.log.some((r) => r.operation === "UploadPart")) {
+      assert.ok(Date.now() < deadline, "the backup never uploaded a part");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    silent = true;
+    child.kill("SIGINT");
+    // The clean-up (the parts in flight, then AbortMultipartUpload) now waits on the silent store.
+    await new Promise((r) => setTimeout(r, 1_000));
+    child.kill("SIGINT");
+    const { code, stderr } = await child.output();
+    const text = new TextDecoder().decode(stderr);
+    assert.equal(code, 130, text);
+    const error = JSON.parse(text).error;
+    assert.equal(error.code, "INTERRUPTED");
+    assert.match(error.message, /before its clean-up finished/);
+    assert.match(error.hint, /lifecycle rule/);
+    // The log was written when the stop came, for the next run to upload.
+    const pending = path.join(stateDir, "mvp-default", "logs", "pending");
+    const logs = [...Deno.readDirSync(pending)].map((item) => item.name);
+    assert.equal(logs.length, 1, logs.join(", "));
+    const events = (await Deno.readTextFile(path.join(pending, logs[0]))).trim().split("\n")
+      .map((line) => JSON.parse(line).event);
+    assert.deepEqual(events, ["start", "configuration", "stop_requested"]);
+  } finally {
+    await proxy.stop();
+    await server.stop();
     await Deno.remove(work, { recursive: true });
   }
 });

@@ -91,6 +91,14 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
   };
   let storage: Storage | undefined;
   let env: Environment | undefined;
+  // A stop (Ctrl+C, SIGTERM, a shutdown) may end the process before the
+  // backup's clean-up returns, if the store stopped answering: write the log
+  // now, so that it goes up with the next run whatever happens.
+  const onStop = () => {
+    log.event("stop_requested");
+    log.save().catch(() => {});
+  };
+  options.signal?.addEventListener("abort", onStop, { once: true });
   try {
     log.event("start", {
       policy_id: policy.id,
@@ -179,6 +187,7 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
     result.earlier_logs_uploaded = upload.uploaded.filter((k) => k !== key);
     return result;
   } finally {
+    options.signal?.removeEventListener("abort", onStop);
     await storage?.close();
     await locked.lock.release();
   }

@@ -31,6 +31,7 @@ export class RunLog {
   readonly file: string;
   readonly fileName: string;
   #lines: string[] = [];
+  #saving: Promise<void> = Promise.resolve();
 
   constructor(paths: LogPaths, timestamp: string, backupId: string) {
     this.fileName = `${timestamp}_${backupId}.jsonl`;
@@ -42,12 +43,21 @@ export class RunLog {
     this.#lines.push(JSON.stringify({ time: new Date().toISOString(), event, ...fields }));
   }
 
-  /** Writes the log file (atomically: temp + rename), so a crash never leaves half a line. */
-  async save(): Promise<void> {
-    await Deno.mkdir(path.dirname(this.file), { recursive: true });
-    const temporary = `${this.file}.tmp`;
-    await Deno.writeTextFile(temporary, this.#lines.join("\n") + "\n");
-    await Deno.rename(temporary, this.file);
+  /**
+   * Writes the log file (atomically: temp + rename), so a crash never leaves
+   * half a line. Saves run one after another: a save made when a stop is
+   * requested never races the run's last one.
+   */
+  save(): Promise<void> {
+    const write = async () => {
+      await Deno.mkdir(path.dirname(this.file), { recursive: true });
+      const temporary = `${this.file}.tmp`;
+      await Deno.writeTextFile(temporary, this.#lines.join("\n") + "\n");
+      await Deno.rename(temporary, this.file);
+    };
+    const saved = this.#saving.then(write);
+    this.#saving = saved.catch(() => {});
+    return saved;
   }
 }
 

@@ -63,6 +63,19 @@ export function forward(request: Request, upstream: string): Promise<Response> {
 export function startFaultProxy(upstream: string, rule: FaultRule): FaultProxy {
   const log: FaultProxy["log"] = [];
   let index = 0;
+  // Stalls end early when the proxy stops, so that a long one never holds a test up.
+  const stalls = new Set<() => void>();
+  let stopping = false;
+  const stall = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        stalls.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      stalls.add(done);
+    });
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     async (request) => {
@@ -78,7 +91,10 @@ export function startFaultProxy(upstream: string, rule: FaultRule): FaultProxy {
           { status: fault.status, headers: { "content-type": "application/xml" } },
         );
       }
-      if (fault?.kind === "stall") await new Promise((r) => setTimeout(r, fault.ms));
+      if (fault?.kind === "stall") {
+        await stall(fault.ms);
+        if (stopping) return new Response(null, { status: 503 });
+      }
       const response = await forward(request, upstream);
       if (fault?.kind === "cut" || fault?.kind === "drop") {
         const limit = fault.kind === "drop" ? 0 : fault.afterBytes;
@@ -93,7 +109,11 @@ export function startFaultProxy(upstream: string, rule: FaultRule): FaultProxy {
   return {
     endpoint: `http://127.0.0.1:${server.addr.port}`,
     log,
-    stop: () => server.shutdown(),
+    stop: () => {
+      stopping = true;
+      for (const done of [...stalls]) done();
+      return server.shutdown();
+    },
   };
 }
 
