@@ -132,7 +132,13 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   } catch (error) {
     // Nothing may stay half-done: an object without its manifest is removed,
     // unless the manifest did land (a lost reply) — then the backup exists.
-    if (await storage.head(manifestKey).catch(() => undefined) === undefined) {
+    // A store that cannot say (unreachable) keeps the object: `list` shows it
+    // as a backup or as incomplete, and a complete one is never broken.
+    const manifestState = await storage.head(manifestKey).then(
+      (info) => (info === undefined ? "absent" : "present"),
+      () => "unknown",
+    );
+    if (manifestState === "absent") {
       await Promise.allSettled([
         storage.delete(objectKey),
         options.localCopy?.delete(objectKey),

@@ -57,6 +57,26 @@ Deno.test("when the clean-up itself fails, the orphan is listed as incomplete, n
   });
 });
 
+Deno.test("a manifest whose reply was lost, with the store failing after it: the object is kept", async () => {
+  await withSource(async (work, source) => {
+    const inner = new LocalStorage(path.join(work, "store"));
+    // The manifest landed, but its reply was lost, and the store cannot say so.
+    const storage = new FaultyStorage(inner, { losePutReply: [2], failHead: true });
+    const policy = validatePolicy({ id: "f", paths: [source] }, "test");
+    await assert.rejects(runBackup({ policy, storage, keyring }));
+    assert.deepEqual(storage.calls.delete, [], "nothing is deleted without knowing");
+    const listing = await listBackups(inner, "f");
+    assert.equal(listing.backups.length, 1);
+    const restored = await runRestore({
+      storage: inner,
+      keyring,
+      key: listing.backups[0].key_backup,
+      outDir: path.join(work, "out"),
+    });
+    assert.equal(restored.integrity, "ok");
+  });
+});
+
 Deno.test("a download cut mid-way fails the restore and leaves no partial file", async () => {
   await withSource(async (work, source) => {
     const inner = new LocalStorage(path.join(work, "store"));

@@ -12,6 +12,10 @@ export interface FaultScript {
   /** Cut the body of these calls of get (1-based) after `cutGetAfter` bytes. */
   cutGet?: number[];
   cutGetAfter?: number;
+  /** Store these calls of put (1-based), then fail them: the reply was lost. */
+  losePutReply?: number[];
+  /** Fail every head. */
+  failHead?: boolean;
   /** Fail every delete. */
   failDelete?: boolean;
 }
@@ -35,7 +39,15 @@ export class FaultyStorage implements Storage {
       await body.cancel();
       throw new IntellistorError("STORAGE_ERROR", `injected: put "${key}" failed`, "test");
     }
-    return await this.inner.put(key, body);
+    const stored = await this.inner.put(key, body);
+    if (this.script.losePutReply?.includes(this.calls.put.length)) {
+      throw new IntellistorError(
+        "STORAGE_UNREACHABLE",
+        `injected: put "${key}" reply lost`,
+        "test",
+      );
+    }
+    return stored;
   }
 
   async get(key: string, range?: ByteRange): Promise<ReadableStream<Uint8Array>> {
@@ -59,6 +71,11 @@ export class FaultyStorage implements Storage {
   }
 
   head(key: string): Promise<ObjectInfo | undefined> {
+    if (this.script.failHead) {
+      return Promise.reject(
+        new IntellistorError("STORAGE_UNREACHABLE", `injected: head "${key}" failed`, "test"),
+      );
+    }
     return this.inner.head(key);
   }
 
