@@ -346,3 +346,44 @@ Deno.test("agent run: a notification endpoint that never answers does not fail t
     await tearDown(world);
   }
 });
+
+Deno.test("agent run: a store that failed as unreachable is not asked again for the log", async () => {
+  const world = await setUp();
+  // Reads each request's first line, then drops the connection: ECONNRESET, every time.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const requests: string[] = [];
+  const accepting = (async () => {
+    for await (const connection of listener) {
+      const head = new Uint8Array(4096);
+      const read = await connection.read(head).catch(() => null);
+      if (read) requests.push(new TextDecoder().decode(head.subarray(0, read)).split("\r\n")[0]);
+      connection.close();
+    }
+  })();
+  try {
+    const downEnv = path.join(world.work, "secure", "down.env");
+    await writeEnv(downEnv, {
+      ...world.env,
+      AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    });
+    const failed = await runCli(agentArgs(world, downEnv), { cwd: world.work });
+    assert.equal(failed.code, 1, failed.stderr);
+    const result = failed.json() as {
+      error: { code: string };
+      log: { uploaded: boolean; file: string };
+    };
+    assert.equal(result.error.code, "STORAGE_UNREACHABLE");
+    assert.equal(result.log.uploaded, false);
+    assert.match(await Deno.readTextFile(result.log.file), /STORAGE_UNREACHABLE/);
+    assert.ok(requests.length > 0, "the backup did try the store");
+    assert.deepEqual(requests.filter((line) => line.includes("/logs/")), []);
+
+    const next = await runCli(agentArgs(world), { cwd: world.work });
+    assert.equal(next.code, 0, next.stderr);
+    assert.equal((await logObjects(world)).length, 2);
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+    await tearDown(world);
+  }
+});

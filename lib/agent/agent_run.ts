@@ -174,7 +174,9 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
       duration_ms: durationMs,
     });
     await log.save();
-    const upload: UploadReport = storage
+    // A store that just failed as unreachable (each request given up after
+    // minutes of silence) is not tried again: the log goes up with the next run.
+    const upload: UploadReport = storage && result.error?.code !== "STORAGE_UNREACHABLE"
       ? await uploadPendingLogs(storage, policy.id, paths)
       : { uploaded: [], failed: [] };
     const key = logKey(policy.id, log.fileName);

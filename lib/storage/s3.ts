@@ -87,7 +87,9 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Storag
     requestHandler: {
       connectionTimeout: 10_000,
       // An idle socket, not a whole transfer: large objects may take long, silence may not.
-      socketTimeout: 120_000,
+      // 60 s as the AWS CLI's read timeout: with 5 attempts, a store that accepts
+      // connections and never answers fails a request after about 5 minutes.
+      socketTimeout: 60_000,
     },
   });
   return new S3Storage(client, sdk, {
