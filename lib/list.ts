@@ -2,10 +2,10 @@
  * Lists the backups of a policy from the store. Only backups with a manifest
  * are complete; an object without one is reported as incomplete (a backup
  * that was interrupted or is still running), and a manifest that cannot be
- * read, or belongs to another backup, as damaged: one bad backup never hides
- * the others.
+ * read, belongs to another backup, or whose object is missing or not the size
+ * it records, as damaged: one bad backup never hides the others.
  */
-import { type ErrorCode, toIntellistorError } from "./errors.ts";
+import { type ErrorCode, IntellistorError, toIntellistorError } from "./errors.ts";
 import { assertManifestFor, MANIFEST_NAME, OBJECT_NAME, parseManifest } from "./manifest.ts";
 import type { Storage } from "./storage/storage.ts";
 import { readAll } from "./streams.ts";
@@ -30,7 +30,7 @@ export interface ListResult {
    * of writes a killed backup never finished: not restorable as backups.
    */
   incomplete: string[];
-  /** Manifests that cannot be read or belong to another backup, with why. */
+  /** Manifests that cannot be read, belong to another backup, or lack their object's bytes, with why. */
   damaged: DamagedBackup[];
 }
 
@@ -51,21 +51,38 @@ const STORE_FAILURES = new Set<ErrorCode>([
 ]);
 
 export async function listBackups(storage: Storage, policyId: string): Promise<ListResult> {
-  const objects = new Set<string>();
+  /** Object key → its stored size. */
+  const objects = new Map<string, number>();
   const manifests: string[] = [];
   for await (const info of storage.list(`backups/${policyId}/`)) {
-    if (info.key.endsWith(`/${OBJECT_NAME}`)) objects.add(info.key);
+    if (info.key.endsWith(`/${OBJECT_NAME}`)) objects.set(info.key, info.size);
     else if (info.key.endsWith(`/${MANIFEST_NAME}`)) manifests.push(info.key);
   }
   const backups: BackupListing[] = [];
   const damaged: DamagedBackup[] = [];
   for (const key of manifests) {
     const objectKey = key.slice(0, -MANIFEST_NAME.length) + OBJECT_NAME;
+    const storedSize = objects.get(objectKey);
     objects.delete(objectKey);
     try {
       const text = new TextDecoder().decode(await readAll(await storage.get(key)));
       const manifest = parseManifest(text, key);
       assertManifestFor(manifest, objectKey);
+      // An operator's health check: a manifest whose data is gone (deleted by
+      // hand, expired by a lifecycle rule) or cut short is no backup.
+      if (storedSize === undefined) {
+        throw new IntellistorError(
+          "INTEGRITY",
+          `The backup object "${objectKey}" is missing; only its manifest is in the store`,
+        );
+      }
+      if (storedSize !== manifest.object.size) {
+        throw new IntellistorError(
+          "INTEGRITY",
+          `The backup object "${objectKey}" is ${storedSize} bytes; its manifest says ` +
+            `${manifest.object.size} (truncated or replaced)`,
+        );
+      }
       backups.push({
         backup_id: manifest.backup_id,
         timestamp: manifest.timestamp,
@@ -86,7 +103,7 @@ export async function listBackups(storage: Storage, policyId: string): Promise<L
   backups.sort((a, b) =>
     a.timestamp.localeCompare(b.timestamp) || a.backup_id.localeCompare(b.backup_id)
   );
-  const incomplete = [...objects];
+  const incomplete = [...objects.keys()];
   if (storage.unfinished) {
     for await (const info of storage.unfinished(`backups/${policyId}/`)) incomplete.push(info.key);
   }

@@ -439,3 +439,22 @@ Deno.test({
     });
   },
 });
+
+Deno.test("a manifest whose object is missing or cut short is listed as damaged, not as a backup", async () => {
+  await withTempDir("backup", async (dir) => {
+    await write(path.join(dir, "src", "a.txt"));
+    const { result: gone, storage, keyring } = await backedUpNames(dir, [path.join(dir, "src")]);
+    const policy = validatePolicy({ id: "t", paths: [path.join(dir, "src")] }, "test");
+    const cut = await runBackup({ policy, storage, keyring });
+    const good = await runBackup({ policy, storage, keyring });
+    const file = (key: string) => path.join(dir, "store", ...key.split("/"));
+    await Deno.remove(file(gone.key_backup));
+    await Deno.truncate(file(cut.key_backup), 100);
+    const listing = await listBackups(storage, "t");
+    assert.deepEqual(listing.backups.map((b) => b.key_backup), [good.key_backup]);
+    assert.deepEqual(listing.incomplete, []);
+    const reasons = new Map(listing.damaged.map((d) => [d.key_backup, d.message]));
+    assert.match(reasons.get(gone.key_backup) ?? "", /is missing; only its manifest/);
+    assert.match(reasons.get(cut.key_backup) ?? "", /is 100 bytes; its manifest says \d+/);
+  });
+});
