@@ -1180,6 +1180,31 @@ Deno.test("install --print on Linux: the crontab line and the units, nothing ins
   await Deno.remove(w.dir, { recursive: true });
 });
 
+Deno.test("install on Linux: --time-limit becomes the service's TimeoutStartSec (a stuck run would block every later one)", async () => {
+  for (
+    const [flags, limit, line] of [
+      [[], "PT12H", "TimeoutStartSec=43200"],
+      [["--time-limit", "PT4H30M"], "PT4H30M", "TimeoutStartSec=16200"],
+      [["--time-limit", "PT0S"], "PT0S", "TimeoutStartSec=infinity"],
+    ] as const
+  ) {
+    const w = await world();
+    const runner = new RecordingRunner();
+    const args = ["install", "--policy", w.policy, "--env-file", w.envFile, "--print", ...flags];
+    assert.equal(await schedule(w, args, runner, LINUX), 0, w.stderr.join(""));
+    const out = w.out();
+    assert.equal(out.time_limit, limit);
+    const service = (out.units as { service: string }).service;
+    assert.deepEqual(service.split("\n").filter((l) => l.startsWith("TimeoutStartSec=")), [line]);
+    await Deno.remove(w.dir, { recursive: true });
+  }
+  const w = await world();
+  const args = ["install", "--policy", w.policy, "--env-file", w.envFile, "--time-limit", "12h"];
+  assert.equal(await schedule(w, args, new RecordingRunner(), LINUX), 2);
+  assert.match(w.error().message, /not an ISO 8601 duration/);
+  await Deno.remove(w.dir, { recursive: true });
+});
+
 Deno.test("status and remove on Linux: systemctl show, then disable --now and delete", async () => {
   const w = await world();
   w.io.self = ["/opt/intellistor/intellistor"];

@@ -23,8 +23,8 @@ import {
 } from "../agent/schedule/systemctl.ts";
 import { systemdUnits, unitName } from "../agent/schedule/systemd.ts";
 import { describeTrigger, taskTriggers } from "../agent/schedule/task_triggers.ts";
+import { DEFAULT_TIME_LIMIT, timeLimitSeconds } from "../agent/schedule/time_limit.ts";
 import {
-  DEFAULT_TIME_LIMIT,
   isSystemAccount,
   renderTaskXml,
   taskDescription,
@@ -56,11 +56,12 @@ Linux: the systemd timer "intellistor-<policy id>.timer", or a crontab line.
   --id ID              status/remove: the policy id, when the policy file is gone
   --print              install: print what would be installed (the task XML, or the
                        systemd units and a crontab line) and change nothing
+  --time-limit DUR     install: the scheduler stops a run that lasts longer, so the
+                       next one is not held up (ISO 8601, default ${DEFAULT_TIME_LIMIT}; PT0S: none)
 Windows:
   --user NAME          run as this account instead of SYSTEM (needs --password-env)
   --password-env VAR   environment variable holding that account's password; it is
                        typed into schtasks' prompt, never put on a command line
-  --time-limit DUR     stop a run that lasts longer (ISO 8601, default ${DEFAULT_TIME_LIMIT})
 Linux:
   --user-units         your user's timer in ~/.config/systemd/user (the default)
   --system             a system timer in ${SYSTEM_UNIT_DIR} (run as root)
@@ -277,11 +278,13 @@ async function installOnLinux(
 ): Promise<number> {
   const prepared = await prepare(command, flags, io, false);
   const scope = scopeOf(flags);
+  const timeLimit = flags["time-limit"] ?? DEFAULT_TIME_LIMIT;
   const units = systemdUnits(prepared.schedule, {
     policyId: prepared.policyId,
     command: prepared.run,
     workingDirectory: prepared.workingDirectory,
     scope,
+    timeLimitSeconds: timeLimitSeconds(timeLimit),
   });
   const crontab = crontabLine(prepared.schedule, prepared.run);
   const summary = {
@@ -291,6 +294,7 @@ async function installOnLinux(
     cron: prepared.schedule.expression,
     on_calendar: units.onCalendar,
     command: commandLine(prepared.run, "sh"),
+    time_limit: timeLimit,
   };
   if (flags.print) {
     printJson(io, {
@@ -344,7 +348,7 @@ function scopeOf(flags: Flags): SystemdScope {
 function checkFlagsFitOs(command: string, flags: Flags, windows: boolean): void {
   const misplaced = windows
     ? (["user-units", "system"] as const).filter((flag) => flags[flag] !== undefined)
-    : (["user", "password-env", "time-limit"] as const).filter((flag) => flags[flag] !== undefined);
+    : (["user", "password-env"] as const).filter((flag) => flags[flag] !== undefined);
   if (flags.system && flags["user-units"]) {
     throw new IntellistorError(
       "USAGE",

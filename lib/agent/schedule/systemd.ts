@@ -15,6 +15,7 @@
  */
 import { consecutiveRuns, type CronSchedule } from "../../policy/cron.ts";
 import { cronDaySets, type DaySet } from "./day_sets.ts";
+import { DEFAULT_TIME_LIMIT, timeLimitSeconds } from "./time_limit.ts";
 
 /** The two unit files of a policy. */
 export interface SystemdUnits {
@@ -36,6 +37,8 @@ export interface SystemdUnitOptions {
   workingDirectory: string;
   /** System units wait for the network; the user manager has no network-online.target. */
   scope?: "user" | "system";
+  /** How long a run may last (0: no limit); 12 hours by default. */
+  timeLimitSeconds?: number;
 }
 
 /** `intellistor-<policy_id>`: the units' name without suffix. */
@@ -47,6 +50,7 @@ export function unitName(policyId: string): string {
 export function systemdUnits(schedule: CronSchedule, options: SystemdUnitOptions): SystemdUnits {
   const name = unitName(options.policyId);
   const onCalendar = onCalendarExpressions(schedule);
+  const timeLimit = options.timeLimitSeconds ?? timeLimitSeconds(DEFAULT_TIME_LIMIT);
   const network = options.scope === "system"
     // A catch-up run at boot (Persistent=true) must not start before the network is up.
     ? ["Wants=network-online.target", "After=network-online.target"]
@@ -59,6 +63,11 @@ export function systemdUnits(schedule: CronSchedule, options: SystemdUnitOptions
     "",
     "[Service]",
     "Type=oneshot",
+    // A oneshot service has no start timeout by default: one stuck run (a hung
+    // mount) would keep the unit active and silently swallow every later
+    // trigger. At the limit systemd sends SIGTERM, which the agent handles like
+    // Ctrl+C: it stops the backup, logs the run and exits 130.
+    `TimeoutStartSec=${timeLimit === 0 ? "infinity" : timeLimit}`,
     `WorkingDirectory=${escapeSpecifiers(checkOneLine(options.workingDirectory))}`,
     `ExecStart=${execStart(options.command)}`,
     "",

@@ -14,14 +14,13 @@ import { IntellistorError } from "../../errors.ts";
 import type { CronSchedule } from "../../policy/cron.ts";
 import { type TaskDays, type TaskTrigger, taskTriggers } from "./task_triggers.ts";
 import { quoteWindowsArgument, windowsArguments } from "./windows_quote.ts";
+import { DEFAULT_TIME_LIMIT, timeLimitSeconds } from "./time_limit.ts";
 import { escapeXml } from "./xml.ts";
 
 /** The Task Scheduler schema's namespace. */
 export const TASK_NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task";
 /** The well-known SID of LocalSystem, what "SYSTEM" registers as. */
 export const SYSTEM_SID = "S-1-5-18";
-/** Default ExecutionTimeLimit: a backup that runs longer is stuck. */
-export const DEFAULT_TIME_LIMIT = "PT12H";
 /**
  * Triggers start on this local date. Any past date works (the schedule
  * applies from then on) and a fixed one keeps the XML reproducible, so the
@@ -84,7 +83,7 @@ export function renderTaskXml(triggers: TaskTrigger[], options: WindowsTaskOptio
   }
   checkNoEnvironmentReference([...options.command, options.workingDirectory]);
   const timeLimit = options.executionTimeLimit ?? DEFAULT_TIME_LIMIT;
-  checkIsoDuration(timeLimit);
+  timeLimitSeconds(timeLimit);
   const e = escapeXml;
   const lines = [
     '<?xml version="1.0" encoding="UTF-16"?>',
@@ -250,15 +249,5 @@ function checkNoEnvironmentReference(values: string[]): void {
         "Move or rename the file so that its path has no %…% part.",
       );
     }
-  }
-}
-
-function checkIsoDuration(value: string): void {
-  if (!/^P(?=\d|T\d)(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$/.test(value)) {
-    throw new IntellistorError(
-      "USAGE",
-      `"${value}" is not an ISO 8601 duration`,
-      'Give the time limit like "PT12H" (12 hours), "PT90M" or "P1D"; "PT0S" means no limit.',
-    );
   }
 }
