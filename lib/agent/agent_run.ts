@@ -113,6 +113,9 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
       result.stale_lock = locked.staleHolder;
       log.event("stale_lock_taken_over", { previous: locked.staleHolder });
     }
+    // On disk from the start: a run killed outright (SIGKILL, a power cut)
+    // still leaves its log in pending/, for the next run to upload.
+    await log.save();
     try {
       env = await options.loadEnvironment();
       storage = await options.openStorage(env);
