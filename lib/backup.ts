@@ -199,6 +199,6 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     compressed_bytes: objectMeter.bytes,
     duration_ms: Math.round(performance.now() - startedMs),
     warnings,
-    partial: warnings.length > 0,
+    partial: warnings.some((warning) => !warning.special),
   };
 }

@@ -49,4 +49,10 @@ export interface BackupWarning {
   message: string;
   /** True when the entry is not in the archive at all. */
   skipped: boolean;
+  /**
+   * A socket, FIFO or device: never archived, by design (as GNU tar leaves
+   * sockets out). Reported, but it does not make the backup partial: a home
+   * directory holding an agent's socket must not fail every night.
+   */
+  special?: true;
 }

@@ -147,7 +147,7 @@ export async function* walkSources(
     if (!info.isDirectory || several) {
       const entry = toEntry(rootName, root, info, platform);
       if (entry === undefined) {
-        leaveOut(options, root, NOT_ARCHIVABLE);
+        leaveOutSpecial(options, root);
         continue;
       }
       if (options.excluded?.(entry.relativePath)) continue;
@@ -283,7 +283,7 @@ function* walkDirectory(
     if (skip.sameFile(info)) continue;
     const entry = toEntry(relativePath, absolutePath, info, platform);
     if (entry === undefined) {
-      leaveOut(options, absolutePath, NOT_ARCHIVABLE);
+      leaveOutSpecial(options, absolutePath);
       continue;
     }
     if (entry.type === "symlink") {
@@ -302,11 +302,19 @@ function* walkDirectory(
   }
 }
 
-const NOT_ARCHIVABLE = "not a regular file, directory or symlink";
-
 /** Warns that `path` is left out of the backup (the walk goes on). */
 function leaveOut(options: WalkOptions, path: string, message: string): void {
   options.warn({ path, message, skipped: true });
+}
+
+/** A socket, FIFO or device: reported, never archived, not a failure. */
+function leaveOutSpecial(options: WalkOptions, path: string): void {
+  options.warn({
+    path,
+    message: "a socket, FIFO or device: not archived (not a regular file, directory or symlink)",
+    skipped: true,
+    special: true,
+  });
 }
 
 function toEntry(
