@@ -22,7 +22,12 @@
  * @module
  */
 export { type BackupOptions, type BackupResult, formatTimestamp, runBackup } from "./lib/backup.ts";
-export { type RestoreOptions, type RestoreResult, runRestore } from "./lib/restore.ts";
+export {
+  type RestoreOptions,
+  type RestoreResult,
+  type RestoreWarning,
+  runRestore,
+} from "./lib/restore.ts";
 export type { RestoreFailure } from "./lib/archive/extractor.ts";
 export type { BackupWarning, CatalogEntry, SegmentRecord } from "./lib/archive/catalog.ts";
 export {

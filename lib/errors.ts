@@ -47,6 +47,7 @@ export type ErrorCode =
   | "NO_MATCH"
   | "OUTPUT_EXISTS"
   | "UNSAFE_PATH"
+  | "NAME_UNSUPPORTED"
   | "IO_ERROR"
   | "INTERRUPTED"
   | "ALREADY_RUNNING"
@@ -78,6 +79,8 @@ export const exitCodeOf: Record<ErrorCode, ExitCode> = {
   NO_MATCH: ExitCode.notFound,
   OUTPUT_EXISTS: ExitCode.failure,
   UNSAFE_PATH: ExitCode.integrity,
+  /** A legitimate name this system cannot hold (Windows: CON, a:b, a trailing dot). */
+  NAME_UNSUPPORTED: ExitCode.failure,
   IO_ERROR: ExitCode.failure,
   INTERRUPTED: ExitCode.interrupted,
   ALREADY_RUNNING: ExitCode.alreadyRunning,

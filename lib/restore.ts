@@ -48,6 +48,11 @@ export interface RestoreOptions {
   signal?: AbortSignal;
 }
 
+export interface RestoreWarning {
+  path: string;
+  message: string;
+}
+
 export interface RestoreResult {
   backup_id: string;
   policy: string;
@@ -58,10 +63,12 @@ export interface RestoreResult {
   found: number;
   restored: number;
   bytes: number;
+  /** "failed" when an entry is not intact in the backup (a failure of kind "integrity"). */
   integrity: "ok" | "failed";
+  /** Entries not restored, and why; any makes the restore fail (exit 13 or 1). */
   failures: RestoreFailure[];
   /** Restored entries the backup itself could not read completely (zero-filled). */
-  warnings: RestoreFailure[];
+  warnings: RestoreWarning[];
   downloaded_bytes: number;
   selective: boolean;
   duration_ms: number;
@@ -159,7 +166,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
     found: entries.selectedCount,
     restored: extractor.restored,
     bytes: extractor.bytes,
-    integrity: extractor.failures.length === 0 ? "ok" : "failed",
+    integrity: extractor.failures.some((failure) => failure.kind === "integrity") ? "failed" : "ok",
     failures: extractor.failures,
     warnings: [...entries.selectedIndexes()].filter((i) => entries.isIncomplete(i)).map((i) => ({
       path: entries.path(i),

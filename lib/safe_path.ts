@@ -117,7 +117,10 @@ function resolvedOutDir(outDir: string): string {
   return resolved;
 }
 
-/** The absolute destination of `relativePath` under `outDir`; UNSAFE_PATH if it may not be written. */
+/**
+ * The absolute destination of `relativePath` under `outDir`: UNSAFE_PATH if it
+ * may not be written, NAME_UNSUPPORTED if only this system cannot hold it.
+ */
 export function resolveInside(
   outDir: string,
   relativePath: string,
@@ -129,7 +132,7 @@ export function resolveInside(
     const windowsOnly = platform === "windows" &&
       unsafeNameReason(relativePath, "posix") === undefined;
     throw new IntellistorError(
-      "UNSAFE_PATH",
+      windowsOnly ? "NAME_UNSUPPORTED" : "UNSAFE_PATH",
       `Refusing to restore "${relativePath}": ${reason}` +
         (windowsOnly ? `. ${WINDOWS_WORKAROUND}` : ""),
       windowsOnly
@@ -291,8 +294,9 @@ export async function ensureDirectory(
       info = await Deno.lstat(target);
     }
     if (!info.isDirectory || info.isSymlink) {
+      // Something already in --out (the restore makes its own links last).
       throw new IntellistorError(
-        "UNSAFE_PATH",
+        "OUTPUT_EXISTS",
         `Refusing to restore into "${current}": it is ${
           info.isSymlink ? "a symbolic link" : "not a directory"
         }`,

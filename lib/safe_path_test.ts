@@ -74,7 +74,7 @@ Deno.test("ensureParentDirectory() refuses to go through a symlink planted in th
     await Deno.symlink(outside, path.join(out, "link"));
     await assert.rejects(
       ensureParentDirectory(out, "link/file.txt", "posix"),
-      (e) => e instanceof IntellistorError && e.code === "UNSAFE_PATH",
+      (e) => e instanceof IntellistorError && e.code === "OUTPUT_EXISTS",
     );
     assert.deepEqual([...Deno.readDirSync(outside)].length, 0);
     await ensureParentDirectory(out, "real/deeper/file.txt", "posix");
@@ -101,7 +101,7 @@ Deno.test("resolveInside() says how to get a name only Windows refuses, and not 
     assert.throws(
       () => resolveInside(out, name, "windows"),
       (e) =>
-        e instanceof IntellistorError && e.code === "UNSAFE_PATH" &&
+        e instanceof IntellistorError && e.code === "NAME_UNSUPPORTED" &&
         e.message.includes(`"${name}"`) && /intellistor decrypt/.test(e.message) &&
         /restore on Linux/.test(e.hint ?? ""),
       name,

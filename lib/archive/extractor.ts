@@ -13,7 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import path from "node:path";
-import { IntellistorError, isDiskFull, toIntellistorError } from "../errors.ts";
+import { ExitCode, IntellistorError, isDiskFull, toIntellistorError } from "../errors.ts";
 import {
   caseCollisions,
   currentPlatform,
@@ -35,6 +35,13 @@ import type { TarEntry } from "./tar.ts";
 export interface RestoreFailure {
   path: string;
   message: string;
+  /**
+   * "integrity": the backup does not hold this entry intact (damaged,
+   * missing, tampered with, an unsafe name); "write": the entry is intact but
+   * could not be written here (permissions, a name this system cannot hold, a
+   * path too long, something in the way).
+   */
+  kind: "integrity" | "write";
 }
 
 export interface ExtractorOptions {
@@ -171,13 +178,17 @@ export class Extractor {
       this.#throwIfWritesEnded();
       const listed = this.#options.known.get(entry.path);
       if (listed === undefined) {
-        this.#fail(entry.path, "archive entry is not listed in the manifest; skipped");
+        this.#fail(entry.path, "archive entry is not listed in the manifest; skipped", "integrity");
         continue;
       }
       if (!this.#options.selected.has(entry.path)) continue;
       if (this.#seen.has(entry.path)) {
         if (!this.#resuming) {
-          this.#fail(entry.path, "archive holds this name twice; the second copy was skipped");
+          this.#fail(
+            entry.path,
+            "archive holds this name twice; the second copy was skipped",
+            "integrity",
+          );
         }
         continue;
       }
@@ -187,12 +198,12 @@ export class Extractor {
         (listed.type === "file" && entry.size !== listed.size) ||
         (listed.type === "symlink" && entry.linkname !== listed.link)
       ) {
-        this.#fail(entry.path, "archive entry disagrees with the manifest; skipped");
+        this.#fail(entry.path, "archive entry disagrees with the manifest; skipped", "integrity");
         continue;
       }
       const refusal = this.#refused.get(entry.path);
       if (refusal !== undefined) {
-        this.#fail(entry.path, refusal);
+        this.#fail(entry.path, refusal, "write");
         continue;
       }
       try {
@@ -205,7 +216,7 @@ export class Extractor {
           this.#directories.push(listed);
           this.restored++;
         } else if (listed.type === "symlink") this.#symlinks.push(listed);
-        else this.#fail(entry.path, `entries of type "${listed.type}" are never restored`);
+        else this.#fail(entry.path, `entries of type "${listed.type}" are never restored`, "write");
       } catch (error) {
         // A broken stream (decryption, truncation) ends this pass, and a full
         // disk the whole restore: every following file would fail the same way.
@@ -215,7 +226,7 @@ export class Extractor {
           throw error.cause;
         }
         if (isDiskFull(error)) throw toIntellistorError(error);
-        this.#fail(entry.path, messageOf(error));
+        this.#fail(entry.path, messageOf(error), failureKind(error));
       }
     }
   }
@@ -242,12 +253,12 @@ export class Extractor {
   /** Reports a selected entry that cannot be restored (it lies in a damaged part of the object). */
   giveUp(relativePath: string, message: string): void {
     this.#seen.add(relativePath);
-    this.#fail(relativePath, message);
+    this.#fail(relativePath, message, "integrity");
   }
 
   /** Reports damage to the backup object that cost no entry (past the last one, say). */
   reportDamage(objectKey: string, message: string): void {
-    this.#fail(objectKey, message);
+    this.#fail(objectKey, message, "integrity");
   }
 
   /** Ends the writer's thread; call it once the restore is over, however it ended. */
@@ -258,12 +269,23 @@ export class Extractor {
   /** Creates symlinks, sets directory times, and reports selected entries never seen. */
   async finish(): Promise<void> {
     this.close();
+    // A backup never holds entries beneath a symlink (the walk does not follow
+    // links): a link with entries under its name is the backup's fault.
+    const parents = this.#symlinks.length > 0 ? parentsOf(this.#options.selected) : new Set();
     for (const link of this.#symlinks) {
+      if (parents.has(link.relative_path)) {
+        this.#fail(
+          link.relative_path,
+          "the backup also holds entries under this symbolic link's name; link not restored",
+          "integrity",
+        );
+        continue;
+      }
       try {
         await this.#writeSymlink(link);
         this.restored++;
       } catch (error) {
-        this.#fail(link.relative_path, messageOf(error));
+        this.#fail(link.relative_path, messageOf(error), failureKind(error));
       }
     }
     // Deepest first: creating children changes a directory's mtime.
@@ -275,12 +297,12 @@ export class Extractor {
         const target = resolveInside(this.#options.outDir, dir.relative_path, this.#platform);
         await this.#applyMetadata(target, dir);
       } catch (error) {
-        this.#fail(dir.relative_path, `mode or time not restored: ${messageOf(error)}`);
+        this.#fail(dir.relative_path, `mode or time not restored: ${messageOf(error)}`, "write");
       }
     }
     for (const name of this.#options.selected) {
       if (!this.#seen.has(name)) {
-        this.#fail(name, "listed in the manifest but missing from the archive");
+        this.#fail(name, "listed in the manifest but missing from the archive", "integrity");
       }
     }
   }
@@ -411,7 +433,7 @@ export class Extractor {
         this.restored++;
         this.bytes += listed.size;
       } else if (failureEndsRestore(failure)) this.#writesEnded ??= failure.raw;
-      else this.#fail(listed.relative_path, failure.message);
+      else this.#fail(listed.relative_path, failure.message, "write");
     });
   }
 
@@ -442,9 +464,29 @@ export class Extractor {
     await Deno.utime(onDisk, mtime, mtime);
   }
 
-  #fail(name: string, message: string): void {
-    this.failures.push({ path: name, message });
+  #fail(name: string, message: string, kind: RestoreFailure["kind"]): void {
+    this.failures.push({ path: name, message, kind });
   }
+}
+
+/** Every directory that holds one of `names` ("a/b/c" gives "a" and "a/b"). */
+function parentsOf(names: Iterable<string>): Set<string> {
+  const parents = new Set<string>();
+  for (const name of names) {
+    for (let end = name.lastIndexOf("/"); end > 0; end = name.lastIndexOf("/", end - 1)) {
+      const parent = name.slice(0, end);
+      if (parents.has(parent)) break; // and so are its own parents
+      parents.add(parent);
+    }
+  }
+  return parents;
+}
+
+/** An entry's failure: the backup's fault (exit 13) or this system's (exit 1). */
+function failureKind(error: unknown): RestoreFailure["kind"] {
+  return error instanceof IntellistorError && error.exitCode === ExitCode.integrity
+    ? "integrity"
+    : "write";
 }
 
 function* selectedEntries(

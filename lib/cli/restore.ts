@@ -1,7 +1,7 @@
 /** `intellistor restore --policy P --key K --out DIR [--only GLOB]… [--overwrite] [--env-file F]` */
 import path from "node:path";
 import { ExitCode } from "../errors.ts";
-import { runRestore } from "../restore.ts";
+import { type RestoreResult, runRestore } from "../restore.ts";
 import { parseFlags, required } from "./args.ts";
 import { loadContext } from "./context.ts";
 import { type CliIo, printJson } from "./io.ts";
@@ -19,7 +19,8 @@ Restores a backup, verifying every file's SHA-256; never writes outside DIR.
                    a matching directory brings everything under it
   --overwrite      replace files that already exist in DIR
   --env-file FILE  .env file with credentials and the key (default: ./.env if present)
-Exit codes: 0 ok, 10 backup or --only match not found, 12 wrong key, 13 integrity failure.`;
+Exit codes: 0 ok, 1 some entries could not be written here (see "failures"),
+10 backup or --only match not found, 12 wrong key, 13 integrity failure.`;
 
 export async function restoreCommand(argv: string[], io: CliIo): Promise<number> {
   const flags = parseFlags("restore", argv, {
@@ -50,8 +51,14 @@ export async function restoreCommand(argv: string[], io: CliIo): Promise<number>
       signal: io.signal,
     });
     printJson(io, result);
-    return result.integrity === "ok" ? ExitCode.ok : ExitCode.integrity;
+    return restoreExitCode(result);
   } finally {
     await context.storage.close();
   }
+}
+
+/** 13 when the backup does not hold an entry intact, else 1 when one could not be written here. */
+export function restoreExitCode(result: RestoreResult): ExitCode {
+  if (result.integrity === "failed") return ExitCode.integrity;
+  return result.failures.length > 0 ? ExitCode.failure : ExitCode.ok;
 }
