@@ -29,6 +29,12 @@ export {
   runRestore,
 } from "./lib/restore.ts";
 export type { RestoreFailure } from "./lib/archive/extractor.ts";
+export {
+  type BackupListing,
+  type DamagedBackup,
+  listBackups,
+  type ListResult,
+} from "./lib/list.ts";
 export type { BackupWarning, CatalogEntry, SegmentRecord } from "./lib/archive/catalog.ts";
 export {
   generateRootKey,
@@ -67,5 +73,5 @@ export { LocalStorage } from "./lib/storage/local.ts";
 export { createS3Storage, type S3StorageOptions } from "./lib/storage/s3.ts";
 export { openStorage, type StorageTarget } from "./lib/storage/from_policy.ts";
 export { type Environment, loadEnvironment } from "./lib/config/env.ts";
-export { type ErrorCode, ExitCode, IntellistorError } from "./lib/errors.ts";
+export { type ErrorCode, ExitCode, IntellistorError, toIntellistorError } from "./lib/errors.ts";
 export { VERSION } from "./lib/version.ts";

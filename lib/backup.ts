@@ -82,6 +82,9 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   // backup, for the agent and the SDK as for the CLI: archiving nothing and
   // reporting it as a partial success would look healthy night after night.
   await checkPathsExist(policy, policy.id);
+  // Read now, not after the upload: without the permission (an SDK caller's
+  // --allow-sys=hostname) the backup fails before any work, not after all of it.
+  const host = hostname();
   const keys = await createStreamKeys(options.keyring);
   const warnings: BackupWarning[] = [];
   const warn = (warning: BackupWarning) => warnings.push(warning);
@@ -154,7 +157,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
       backup_id: backupId,
       policy_id: policy.id,
       timestamp,
-      host: hostname(),
+      host,
       client_version: VERSION,
       object: {
         key: objectKey,

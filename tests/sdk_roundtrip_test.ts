@@ -106,7 +106,7 @@ Deno.test("mod.ts works from a script outside the project, with no deno.json of 
     const script = path.join(work, "user.ts");
     await Deno.writeTextFile(
       script,
-      `import { keyringFromEnv, LocalStorage, runBackup, runRestore, validatePolicy } from ${
+      `import { keyringFromEnv, listBackups, LocalStorage, runBackup, runRestore, toIntellistorError, validatePolicy } from ${
         JSON.stringify(new URL("../mod.ts", import.meta.url).href)
       };
 const work = ${JSON.stringify(work)};
@@ -115,11 +115,28 @@ const storage = new LocalStorage(work + "/store");
 const keyring = keyringFromEnv({ INTELLISTOR_PASSPHRASE: "a passphrase of some length" });
 const backup = await runBackup({ policy, storage, keyring });
 const restore = await runRestore({ storage, keyring, key: backup.key_backup, outDir: work + "/out", only: ["*.txt"] });
-console.log(JSON.stringify({ files: backup.files, integrity: restore.integrity }));
+const listing = await listBackups(storage, "outside");
+// A system error (--out is a file) becomes the error the CLI would print.
+const error = await runRestore({ storage, keyring, key: backup.key_backup, outDir: work + "/src/nota.txt" })
+  .then(() => undefined, (e) => toIntellistorError(e).code);
+console.log(JSON.stringify({
+  files: backup.files,
+  integrity: restore.integrity,
+  listed: listing.backups.map((b) => b.key_backup === backup.key_backup),
+  error,
+}));
 `,
     );
+    // The permissions README's SDK section lists for a local store, and no more.
     const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--no-lock", script],
+      args: [
+        "run",
+        "--allow-read",
+        `--allow-write=${work}`,
+        "--allow-sys=hostname",
+        "--no-lock",
+        script,
+      ],
       cwd: work,
       stdout: "piped",
       stderr: "piped",
@@ -129,6 +146,8 @@ console.log(JSON.stringify({ files: backup.files, integrity: restore.integrity }
     assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), {
       files: 1,
       integrity: "ok",
+      listed: [true],
+      error: "IO_ERROR",
     });
     assert.equal(await Deno.readTextFile(path.join(work, "out", "nota.txt")), "conteúdo\n");
   });
