@@ -265,6 +265,18 @@ Deno.test("agent run: relative paths are refused (the scheduler's working direct
     const error = JSON.parse(result.stderr).error;
     assert.equal(error.code, "USAGE");
     assert.match(error.message, /absolute/);
+    // So is a relative INTELLISTOR_STATE_DIR: the lock would move with the working directory.
+    const relativeState = path.join(world.work, "secure", "relative-state.env");
+    await writeEnv(relativeState, { ...world.env, INTELLISTOR_STATE_DIR: "relstate" });
+    const refused = await runCli(
+      ["agent", "run", "--policy", world.policy, "--env-file", relativeState],
+      { cwd: world.work },
+    );
+    assert.equal(refused.code, 2, refused.stderr);
+    const stateError = JSON.parse(refused.stderr).error;
+    assert.equal(stateError.code, "ENV_FILE_INVALID");
+    assert.match(stateError.message, /INTELLISTOR_STATE_DIR must be an absolute path/);
+    await assert.rejects(Deno.stat(path.join(world.work, "relstate")), Deno.errors.NotFound);
   } finally {
     await tearDown(world);
   }

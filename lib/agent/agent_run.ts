@@ -9,7 +9,7 @@ import path from "node:path";
 import { type BackupResult, formatTimestamp, runBackup } from "../backup.ts";
 import type { Environment } from "../config/env.ts";
 import type { Keyring } from "../crypto/keys.ts";
-import { ExitCode, toIntellistorError } from "../errors.ts";
+import { ExitCode, IntellistorError, toIntellistorError } from "../errors.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { Storage } from "../storage/storage.ts";
 import { VERSION } from "../version.ts";
@@ -204,7 +204,22 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
  * using), /var/lib/intellistor for root, else the user's XDG state directory.
  */
 export function defaultStateDir(env: Record<string, string | undefined>): string {
-  if (env.INTELLISTOR_STATE_DIR) return env.INTELLISTOR_STATE_DIR;
+  const configured = env.INTELLISTOR_STATE_DIR;
+  if (configured) {
+    // Relative, the lock would depend on the working directory: a run by hand
+    // and the scheduler's would not see each other's lock.
+    if (!path.isAbsolute(configured)) {
+      throw new IntellistorError(
+        "ENV_FILE_INVALID",
+        `INTELLISTOR_STATE_DIR must be an absolute path, got "${configured}"`,
+        "The scheduler starts the agent in another working directory: give a full path, " +
+          (Deno.build.os === "windows"
+            ? 'e.g. "C:\\ProgramData\\Intellistor".'
+            : 'e.g. "/var/lib/intellistor".'),
+      );
+    }
+    return configured;
+  }
   if (Deno.build.os === "windows") {
     return path.join(env.ProgramData ?? env.PROGRAMDATA ?? "C:\\ProgramData", "Intellistor");
   }

@@ -48,12 +48,37 @@ export async function notifyRun(
     if (!response.ok) return { sent: false, variable, error: `HTTP ${response.status}` };
     return { sent: true, variable, status: response.status };
   } catch (error) {
-    // The URL itself is never echoed: it may embed a token.
     const reason = error instanceof DOMException && error.name === "TimeoutError"
       ? `no answer within ${settings.timeout_seconds} s`
-      : error instanceof Error
-      ? error.name
-      : "request failed";
+      : whyRequestFailed(error);
     return { sent: false, variable, error: reason };
   }
+}
+
+/** Known causes of a failed request, by their words in Deno's messages. */
+const REQUEST_FAILURES: [RegExp, string][] = [
+  [
+    /Invalid URL|scheme .* not supported|relative URL/i,
+    "the variable does not hold a valid http(s) URL",
+  ],
+  [/Connection refused/i, "connection refused"],
+  [/dns error|failed to lookup|Name or service not known|No such host/i, "host name not found"],
+  [/Connection reset|connection closed/i, "connection closed by the server"],
+  [/certificate|tls|ssl/i, "TLS error (certificate?)"],
+  [/unreachable/i, "network unreachable"],
+  [/are blocked/i, "port not allowed for requests"],
+];
+
+/**
+ * Why the request failed, in a few words. Deno's message itself is never
+ * echoed: it quotes the URL, which may embed a token.
+ */
+function whyRequestFailed(error: unknown): string {
+  const messages: string[] = [];
+  for (let e = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    messages.push(e.message);
+  }
+  const text = messages.join(" | ");
+  for (const [pattern, reason] of REQUEST_FAILURES) if (pattern.test(text)) return reason;
+  return error instanceof Error ? `${error.name}: request failed` : "request failed";
 }

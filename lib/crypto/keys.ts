@@ -69,9 +69,20 @@ const EMPTY_SALT = new Uint8Array(0);
 const SCRYPT_SALT_PREFIX = utf8("bkp1/scrypt");
 
 function keyInvalid(variable: string, problem: string): IntellistorError {
+  const about = `A key is the base64 of exactly ${ROOT_KEY_SIZE} random bytes.`;
+  const oldKey = /^(.*)\[(\d+)\]$/.exec(variable);
+  if (oldKey) {
+    // One item of the comma-separated list of older keys.
+    return new IntellistorError(
+      "KEY_INVALID",
+      `Item ${oldKey[2]} of ${oldKey[1]} is not a valid key: ${problem}. ${about}`,
+      `${oldKey[1]} lists the keys of older backups, separated by commas: restore that item's ` +
+        "original value, or remove it if it never protected a backup.",
+    );
+  }
   return new IntellistorError(
     "KEY_INVALID",
-    `${variable} is not a valid key: ${problem}. A key is the base64 of exactly ${ROOT_KEY_SIZE} random bytes.`,
+    `${variable} is not a valid key: ${problem}. ${about}`,
     `Run "intellistor key generate" and put the printed key in the .env file as ${variable}=<key>. ` +
       "If this key protected existing backups, restore its original value instead: " +
       "backups cannot be restored without it.",

@@ -84,7 +84,10 @@ Deno.test("a malformed old key is KEY_INVALID naming INTELLISTOR_OLD_KEYS and it
     INTELLISTOR_OLD_KEYS: `${generateRootKey()}, ${bad}`,
   });
   assert.equal(error.code, "KEY_INVALID");
-  assert.ok(error.message.includes("INTELLISTOR_OLD_KEYS[2]"));
+  assert.ok(error.message.startsWith("Item 2 of INTELLISTOR_OLD_KEYS is not a valid key"));
+  // The hint speaks of the list; "INTELLISTOR_OLD_KEYS[2]=<key>" is no .env syntax.
+  assert.match(error.hint, /separated by commas/);
+  assert.ok(!error.hint.includes("[2]"), error.hint);
   assert.ok(!JSON.stringify(error.toJSON()).includes(bad));
 });
 
