@@ -61,6 +61,7 @@ const RUNTIME_MODULES = [
   "lib/cli/backup.ts",
   "lib/cli/restore.ts",
   "lib/cli/list.ts",
+  "lib/cli/prune.ts",
   "lib/cli/agent.ts",
   "lib/cli/schedule.ts",
   "lib/cli/decrypt.ts",

@@ -35,6 +35,12 @@ export {
   listBackups,
   type ListResult,
 } from "./lib/list.ts";
+export {
+  planRetention,
+  pruneBackups,
+  type PruneResult,
+  retentionEnabled,
+} from "./lib/retention.ts";
 export type { BackupWarning, CatalogEntry, SegmentRecord } from "./lib/archive/catalog.ts";
 export {
   generateRootKey,
@@ -62,6 +68,7 @@ export {
   type Policy,
   readPolicy,
   renderPolicyYaml,
+  type Retention,
   type S3Destination,
   validatePolicy,
   writePolicyFile,

@@ -11,6 +11,7 @@ import type { Environment } from "../config/env.ts";
 import type { Keyring } from "../crypto/keys.ts";
 import { ExitCode, IntellistorError, toIntellistorError } from "../errors.ts";
 import type { Policy } from "../policy/policy.ts";
+import { pruneBackups, retentionEnabled } from "../retention.ts";
 import type { Storage } from "../storage/storage.ts";
 import { VERSION } from "../version.ts";
 import { type LockHolder, PolicyLock } from "./lock.ts";
@@ -52,6 +53,14 @@ export interface AgentRunResult {
   /** A run that had died holding the lock, whose lock was taken over. */
   stale_lock?: LockHolder;
   log?: { file: string; key: string; uploaded: boolean };
+  /**
+   * The policy's retention applied after a successful backup: how many
+   * backups were kept and which were deleted, or why that failed (the run's
+   * status and exit code are the backup's either way).
+   */
+  prune?: { kept: number; removed: string[] } | {
+    error: { code: string; message: string; hint: string };
+  };
   /** Logs of earlier runs that went up with this one. */
   earlier_logs_uploaded?: string[];
   notify?: NotifyOutcome;
@@ -144,6 +153,9 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
       result.status = partial ? "partial" : "ok";
       result.exit_code = partial ? ExitCode.partial : ExitCode.ok;
       log.event("result", { status: result.status, ...result.backup });
+      if (retentionEnabled(policy.retention)) {
+        result.prune = await applyRetention(storage, policy, log);
+      }
     } catch (error) {
       const failure = toIntellistorError(error);
       const { code, message, hint } = failure.toJSON().error;
@@ -195,6 +207,27 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
     options.signal?.removeEventListener("abort", onStop);
     await storage?.close();
     await locked.lock.release();
+  }
+}
+
+/** Deletes what the policy's retention does not keep; a failure is logged, never thrown. */
+async function applyRetention(
+  storage: Storage,
+  policy: Policy,
+  log: RunLog,
+): Promise<AgentRunResult["prune"]> {
+  try {
+    const pruned = await pruneBackups(storage, policy.id, policy.retention);
+    const outcome = {
+      kept: pruned.kept.length,
+      removed: pruned.removed.map((backup) => backup.key_backup),
+    };
+    log.event("prune", outcome);
+    return outcome;
+  } catch (error) {
+    const { code, message, hint } = toIntellistorError(error).toJSON().error;
+    log.event("prune_error", { code, message, hint });
+    return { error: { code, message, hint } };
   }
 }
 

@@ -17,6 +17,7 @@ Commands:
   backup          back up a policy's paths (encrypted, with a manifest)
   restore         restore a backup, fully or selectively (--only)
   list            the policy's backups, with the key restore needs
+  prune           delete the backups the policy's retention rules do not keep
   agent run       one unattended run (what the scheduler executes): lock, backup, log
   schedule        install | status | remove the policy's task (Windows) or timer (Linux)
   decrypt         turn a backup object into a plain .tar.gz
@@ -71,6 +72,10 @@ const commands: Record<string, () => Promise<Command>> = {
   list: async () => {
     const m = await commandModule<typeof import("./list.ts")>("./list.ts");
     return { help: m.listHelp, run: (argv, io) => m.listCommand(argv, io) };
+  },
+  prune: async () => {
+    const m = await commandModule<typeof import("./prune.ts")>("./prune.ts");
+    return { help: m.pruneHelp, run: (argv, io) => m.pruneCommand(argv, io) };
   },
   agent: async () => {
     const m = await commandModule<typeof import("./agent.ts")>("./agent.ts");

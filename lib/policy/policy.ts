@@ -56,6 +56,20 @@ export interface Policy {
    * variables holding the URLs (a ping URL is a credential), and a timeout.
    */
   notify: NotifySettings;
+  /** Which backups `prune` (and the agent, after each backup) keeps; all 0 keeps every one. */
+  retention: Retention;
+}
+
+/**
+ * restic's rules: the newest `keep_last` backups, and the newest backup of
+ * each of the last `keep_daily` days (weeks, months) that have backups, in
+ * local time. A backup any rule keeps is kept; all 0 = keep everything.
+ */
+export interface Retention {
+  keep_last: number;
+  keep_daily: number;
+  keep_weekly: number;
+  keep_monthly: number;
 }
 
 /** The agent's notification hook; a variable left unset means no call. */
@@ -78,6 +92,17 @@ export const DEFAULT_COMPRESSION_LEVEL = 6;
 export const DEFAULT_KEY_ENV = "INTELLISTOR_KEY";
 /** Environment variable holding a passphrase, unless the policy names another. */
 export const DEFAULT_PASSPHRASE_ENV = "INTELLISTOR_PASSPHRASE";
+/** Keep every backup until the policy says otherwise: nothing is ever deleted by default. */
+export const DEFAULT_RETENTION: Retention = {
+  keep_last: 0,
+  keep_daily: 0,
+  keep_weekly: 0,
+  keep_monthly: 0,
+};
+const RETENTION_KEYS = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly"] as const;
+/** More than any schedule needs (a backup a minute for ~2 years), small enough to catch typos. */
+const MAX_KEEP = 1_000_000;
+
 /** The notification hook's defaults: off until the variables are set. */
 export const DEFAULT_NOTIFY: NotifySettings = {
   url_env: "INTELLISTOR_NOTIFY_URL",
@@ -97,6 +122,7 @@ const TOP_LEVEL_KEYS = [
   "compression",
   "encryption",
   "notify",
+  "retention",
 ];
 const S3_KEYS = ["type", "bucket", "prefix", "endpoint", "region"];
 const LOCAL_KEYS = ["type", "path"];
@@ -174,6 +200,7 @@ export function validatePolicy(raw: unknown, source: string): Policy {
     compression: readCompression(document.compression, problems),
     encryption: readEncryption(document.encryption, problems),
     notify: readNotify(document.notify, problems),
+    retention: readRetention(document.retention, problems),
   };
   problems.throwIfAny(source);
   return policy;
@@ -283,6 +310,20 @@ export function renderPolicyYaml(policy: Policy): string {
     `  failure_url_env: ${yamlString(policy.notify.failure_url_env)}`,
     "  # Seconds before the call is given up (1-120); a failed call never fails the backup.",
     `  timeout_seconds: ${policy.notify.timeout_seconds}`,
+    "",
+    "# Which backups to keep; the others are deleted by `intellistor prune` and by the",
+    "# agent after each successful backup. A backup any rule keeps is kept. Days, weeks",
+    "# (Monday to Sunday) and months are in local time and count only those that have a",
+    "# backup. All 0 = keep every backup (nothing is ever deleted).",
+    "retention:",
+    "  # The newest N backups.",
+    `  keep_last: ${policy.retention.keep_last}`,
+    "  # The newest backup of each of the last N days with backups.",
+    `  keep_daily: ${policy.retention.keep_daily}`,
+    "  # The newest backup of each of the last N weeks with backups.",
+    `  keep_weekly: ${policy.retention.keep_weekly}`,
+    "  # The newest backup of each of the last N months with backups.",
+    `  keep_monthly: ${policy.retention.keep_monthly}`,
   ];
   return lines.join("\n") + "\n";
 }
@@ -735,6 +776,30 @@ function readNotify(value: unknown, problems: ProblemList): NotifySettings {
     ),
     timeout_seconds: timeout,
   };
+}
+
+function readRetention(value: unknown, problems: ProblemList): Retention {
+  const retention = { ...DEFAULT_RETENTION };
+  if (!present(value)) return retention;
+  if (!isMapping(value)) {
+    problems.add(
+      "retention",
+      `expected a mapping with ${RETENTION_KEYS.join(", ")}, got ${describe(value)}`,
+    );
+    return retention;
+  }
+  rejectUnknownKeys(value, [...RETENTION_KEYS], "retention", problems);
+  for (const key of RETENTION_KEYS) {
+    const count = value[key];
+    if (!present(count)) continue;
+    if (typeof count !== "number" || !Number.isInteger(count) || count < 0 || count > MAX_KEEP) {
+      problems.add(
+        `retention.${key}`,
+        `expected a whole number from 0 (rule not used) to ${MAX_KEEP}, got ${describe(count)}`,
+      );
+    } else retention[key] = count;
+  }
+  return retention;
 }
 
 function readEnvName(

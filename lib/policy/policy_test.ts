@@ -37,6 +37,7 @@ function fullPolicy(overrides: Partial<Policy> = {}): Policy {
       failure_url_env: "INTELLISTOR_NOTIFY_FAILURE_URL",
       timeout_seconds: 10,
     },
+    retention: { keep_last: 0, keep_daily: 0, keep_weekly: 0, keep_monthly: 0 },
     ...overrides,
   };
 }
@@ -192,9 +193,9 @@ Deno.test("unknown top-level keys are rejected, with a suggestion when close", (
   assertProblem(
     { ...MINIMAL, path: ["/x"] },
     "path",
-    /unknown key \(did you mean "paths"\?\) \(expected one of version, id, paths, exclude, schedule, destination, compression, encryption, notify\)$/,
+    /unknown key \(did you mean "paths"\?\) \(expected one of version, id, paths, exclude, schedule, destination, compression, encryption, notify, retention\)$/,
   );
-  assertProblem({ ...MINIMAL, retention: {} }, "retention", /unknown key \(expected one of/);
+  assertProblem({ ...MINIMAL, keep: {} }, "keep", /unknown key \(expected one of/);
 });
 
 Deno.test("unknown nested keys are rejected with their dotted path", () => {
@@ -811,4 +812,41 @@ Deno.test("checkPathsExist refuses paths that a symbolic link makes the same or 
     );
     await checkPathsExist(fullPolicy({ paths: [path.join(dir, "alias")] }), "p.yaml");
   });
+});
+
+Deno.test("retention: defaults keep everything; counts are whole numbers; unknown rules are named", () => {
+  assert.deepEqual(validatePolicy(MINIMAL, "p.yaml").retention, {
+    keep_last: 0,
+    keep_daily: 0,
+    keep_weekly: 0,
+    keep_monthly: 0,
+  });
+  const kept = validatePolicy({ ...MINIMAL, retention: { keep_daily: 7, keep_monthly: 12 } }, "p");
+  assert.deepEqual(kept.retention, {
+    keep_last: 0,
+    keep_daily: 7,
+    keep_weekly: 0,
+    keep_monthly: 12,
+  });
+  const error = errorOf(() =>
+    validatePolicy(
+      {
+        ...MINIMAL,
+        retention: { keep_last: -1, keep_daily: 1.5, keep_yearly: 2, keep_weekly: "4" },
+      },
+      "p.yaml",
+    )
+  );
+  assert.equal(error.code, "POLICY_INVALID");
+  for (const field of ["retention.keep_last", "retention.keep_daily", "retention.keep_weekly"]) {
+    assert.ok(error.message.includes(field), `${field}: ${error.message}`);
+  }
+  assert.match(error.message, /keep_yearly/);
+  // The rendered YAML carries the rules and reads back the same.
+  const policy = fullPolicy({
+    retention: { keep_last: 3, keep_daily: 7, keep_weekly: 4, keep_monthly: 12 },
+  });
+  const text = renderPolicyYaml(policy);
+  assert.match(text, /^retention:\n(?: {2}#.*\n)? {2}keep_last: 3$/m);
+  assert.deepEqual(validatePolicy(YAML.parse(text), "p.yaml"), policy);
 });

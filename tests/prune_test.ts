@@ -1,0 +1,194 @@
+/**
+ * Retention end to end: `prune` on a local store (dry run, then for real), and
+ * the agent pruning after its backup on the S3 test server.
+ */
+import assert from "node:assert/strict";
+import path from "node:path";
+import {
+  createS3Storage,
+  generateRootKey,
+  keyringFromEnv,
+  listBackups,
+  LocalStorage,
+  runBackup,
+  runRestore,
+  type Storage,
+  validatePolicy,
+} from "../mod.ts";
+import { runCli } from "./support/cli.ts";
+import { s3rverCredentials, startS3Server } from "./support/s3_server.ts";
+import { withTempDir } from "./support/temp.ts";
+
+const DAY = 86_400_000;
+
+/** Backups of `source` taken `days` days apart, oldest first, ending yesterday at noon. */
+async function backupsOnDays(
+  storage: Storage,
+  source: string,
+  count: number,
+  env: Record<string, string>,
+): Promise<string[]> {
+  const policy = validatePolicy({ id: "kept", paths: [source] }, "test");
+  const keyring = keyringFromEnv(env);
+  const noon = new Date();
+  noon.setHours(12, 0, 0, 0);
+  const keys: string[] = [];
+  for (let i = count; i >= 1; i--) {
+    const when = new Date(noon.getTime() - i * DAY);
+    keys.push((await runBackup({ policy, storage, keyring, now: () => when })).key_backup);
+  }
+  return keys;
+}
+
+async function filesUnder(root: string): Promise<string[]> {
+  const found: string[] = [];
+  const visit = async (dir: string) => {
+    for await (const item of Deno.readDir(dir)) {
+      const full = path.join(dir, item.name);
+      if (item.isDirectory) await visit(full);
+      else found.push(path.relative(root, full).split(path.sep).join("/"));
+    }
+  };
+  await visit(root);
+  return found.sort();
+}
+
+Deno.test("prune: --dry-run deletes nothing; prune keeps what the rules say and deletes the rest", async () => {
+  await withTempDir("prune", async (dir) => {
+    const source = path.join(dir, "src");
+    await Deno.mkdir(source);
+    await Deno.writeTextFile(path.join(source, "a.txt"), "dados\n");
+    const env = { INTELLISTOR_KEY: generateRootKey() };
+    await Deno.writeTextFile(path.join(dir, ".env"), `INTELLISTOR_KEY=${env.INTELLISTOR_KEY}\n`);
+    const storeDir = path.join(dir, "store");
+    const storage = new LocalStorage(storeDir);
+    const keys = await backupsOnDays(storage, source, 5, env);
+    // What prune must leave alone: a damaged manifest and an object without one.
+    const damaged = keys[0].replace("backup.tar.gz.enc", "manifest.json");
+    await Deno.writeTextFile(path.join(storeDir, ...damaged.split("/")), "{");
+    const orphan =
+      "backups/kept/20200101T000000Z/00000000-0000-4000-8000-000000000000/backup.tar.gz.enc";
+    await Deno.mkdir(path.dirname(path.join(storeDir, ...orphan.split("/"))), { recursive: true });
+    await Deno.writeTextFile(path.join(storeDir, ...orphan.split("/")), "partial");
+    const policyFile = path.join(dir, "p.yaml");
+    await Deno.writeTextFile(
+      policyFile,
+      `id: kept\npaths: [${JSON.stringify(source)}]\n` +
+        `destination: {type: local, path: ${JSON.stringify(storeDir)}}\n` +
+        "retention: {keep_last: 1, keep_daily: 2}\n",
+    );
+    const before = await filesUnder(storeDir);
+
+    const dry = await runCli(["prune", "--policy", policyFile, "--dry-run"], { cwd: dir });
+    assert.equal(dry.code, 0, dry.stderr);
+    const plan = dry.json() as {
+      dry_run: boolean;
+      kept: { key_backup: string; reasons: string[] }[];
+      removed: { key_backup: string }[];
+      untouched: { damaged: number; incomplete: number };
+    };
+    assert.equal(plan.dry_run, true);
+    assert.deepEqual(plan.kept.map((b) => [b.key_backup, b.reasons]), [
+      [keys[4], ["last", "daily"]],
+      [keys[3], ["daily"]],
+    ]);
+    assert.deepEqual(plan.removed.map((b) => b.key_backup), [keys[2], keys[1]]);
+    assert.deepEqual(plan.untouched, { damaged: 1, incomplete: 1 });
+    assert.deepEqual(await filesUnder(storeDir), before, "a dry run deletes nothing");
+
+    const pruned = await runCli(["prune", "--policy", policyFile], { cwd: dir });
+    assert.equal(pruned.code, 0, pruned.stderr);
+    assert.equal(pruned.json().dry_run, false);
+    const listing = await listBackups(storage, "kept");
+    assert.deepEqual(listing.backups.map((b) => b.key_backup), [keys[3], keys[4]]);
+    assert.deepEqual(listing.incomplete, [orphan]);
+    assert.equal(listing.damaged.length, 1);
+    const left = await filesUnder(storeDir);
+    for (const key of [keys[1], keys[2]]) {
+      assert.ok(!left.some((file) => file.startsWith(path.posix.dirname(key))), `${key} left`);
+    }
+    const restored = await runRestore({
+      storage,
+      keyring: keyringFromEnv(env),
+      key: keys[3],
+      outDir: path.join(dir, "out"),
+    });
+    assert.equal(restored.integrity, "ok");
+
+    // A policy without rules keeps everything: prune refuses rather than guess.
+    await Deno.writeTextFile(
+      policyFile,
+      (await Deno.readTextFile(policyFile)).replace(/^retention:.*$/m, ""),
+    );
+    const refused = await runCli(["prune", "--policy", policyFile], { cwd: dir });
+    assert.equal(refused.code, 2);
+    assert.match(refused.error().message, /no retention rule/);
+  });
+});
+
+Deno.test("agent run: after its backup the agent prunes by the policy's rules, on S3, and logs it", async () => {
+  const server = await startS3Server();
+  const s3 = await createS3Storage({
+    bucket: server.bucket,
+    endpoint: server.endpoint,
+    credentials: s3rverCredentials,
+  });
+  try {
+    await withTempDir("prune-agent", async (dir) => {
+      const source = path.join(dir, "src");
+      await Deno.mkdir(source);
+      await Deno.writeTextFile(path.join(source, "a.txt"), "dados\n");
+      const env = {
+        INTELLISTOR_KEY: generateRootKey(),
+        AWS_ACCESS_KEY_ID: s3rverCredentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: s3rverCredentials.secretAccessKey,
+        AWS_S3_BUCKET: server.bucket,
+        AWS_ENDPOINT_URL_S3: server.endpoint,
+      };
+      const envFile = path.join(dir, ".env");
+      await Deno.writeTextFile(
+        envFile,
+        Object.entries(env).map(([k, v]) => `${k}=${v}`).join("\n"),
+      );
+      const old = await backupsOnDays(s3, source, 3, env);
+      const policyFile = path.join(dir, "p.yaml");
+      await Deno.writeTextFile(
+        policyFile,
+        `id: kept\npaths: [${JSON.stringify(source)}]\nretention: {keep_last: 2}\n`,
+      );
+      const run = await runCli(
+        [
+          "agent",
+          "run",
+          ...["--policy", policyFile, "--env-file", envFile],
+          ...["--state-dir", path.join(dir, "state")],
+        ],
+        { cwd: dir },
+      );
+      assert.equal(run.code, 0, run.stderr);
+      const result = run.json() as {
+        backup: { key_backup: string };
+        prune: { kept: number; removed: string[] };
+        log: { key: string };
+      };
+      assert.deepEqual(result.prune, { kept: 2, removed: [old[1], old[0]] });
+      const listing = await listBackups(s3, "kept");
+      assert.deepEqual(listing.backups.map((b) => b.key_backup), [
+        old[2],
+        result.backup.key_backup,
+      ]);
+      for await (const object of s3.list("backups/kept/")) {
+        assert.ok(!object.key.startsWith(path.posix.dirname(old[0])), `left: ${object.key}`);
+      }
+      const log = new TextDecoder().decode(
+        await new Response(await s3.get(result.log.key)).arrayBuffer(),
+      );
+      const prune = log.trim().split("\n").map((line) => JSON.parse(line))
+        .find((event) => event.event === "prune");
+      assert.deepEqual(prune?.removed, [old[1], old[0]]);
+    });
+  } finally {
+    await s3.close();
+    await server.stop();
+  }
+});
