@@ -24,6 +24,19 @@ export const ExitCode = {
 } as const;
 export type ExitCode = typeof ExitCode[keyof typeof ExitCode];
 
+/** What a scheduled run's exit code means, for `schedule status` on either system. */
+export const EXIT_CODE_MEANINGS: Record<number, string> = {
+  [ExitCode.ok]: "success",
+  [ExitCode.failure]: "failed (see the run's log)",
+  [ExitCode.usage]: "usage error: check the policy and the .env file",
+  [ExitCode.partial]: "partial backup: some files could not be read",
+  [ExitCode.notFound]: "not found (bucket or backup)",
+  [ExitCode.alreadyRunning]: "skipped: another run of this policy was still going",
+  [ExitCode.wrongKey]: "wrong key",
+  [ExitCode.integrity]: "integrity failure",
+  [ExitCode.interrupted]: "interrupted",
+};
+
 /** Stable machine-readable error codes. */
 export type ErrorCode =
   | "USAGE"

@@ -1038,6 +1038,7 @@ Deno.test("status on Windows: the definition from /XML, the run state from /V /F
   assert.equal(out.last_result, "3");
   assert.equal(out.last_result_meaning, "partial backup: some files could not be read");
   assert.deepEqual(out.triggers, ["every Mon,Tue,Wed,Thu,Fri at 02:00"]);
+  assert.equal(out.schedule_matches_policy, true, "the task was made from this policy's cron");
   assert.equal(out.run_as, "S-1-5-18");
   assert.equal(out.command, `"${WINDOWS_EXE}" ${WINDOWS_ARGUMENTS}`);
   assert.equal(out.columns, "by-name");
@@ -1248,7 +1249,28 @@ Deno.test("status and remove on Linux: systemctl show, then disable --now and de
   assert.equal(out.timer_state, "active");
   assert.equal(out.last_exit_status, 3);
   assert.equal(out.last_result, "exit-code");
+  assert.equal(out.last_result_meaning, "partial backup: some files could not be read");
   assert.deepEqual(out.on_calendar, ["Mon..Fri *-*-* 02:00:00"]);
+  assert.equal(out.schedule_matches_policy, true);
+  assert.equal(out.note, undefined);
+
+  // The policy's schedule edited after install: status says the timer still runs the old one.
+  await Deno.writeTextFile(
+    w.policy,
+    (await Deno.readTextFile(w.policy)).replace(/^schedule:.*$/m, 'schedule: "30 4 * * *"'),
+  );
+  w.stdout.length = 0;
+  const never = new RecordingRunner(
+    () => ({ stdout: "NextElapseUSecRealtime=\nLastTriggerUSec=\nActiveState=active\n" }),
+    // systemd's values before any run: success and 0, but no exit time.
+    () => ({ stdout: "ExecMainStatus=0\nResult=success\nExecMainExitTimestamp=\n" }),
+  );
+  assert.equal(await schedule(w, ["status", "--policy", w.policy], never, LINUX), 0);
+  const changed = w.out();
+  assert.equal(changed.last_result_meaning, "has not run yet");
+  assert.equal(changed.policy_schedule, "30 4 * * *");
+  assert.equal(changed.schedule_matches_policy, false);
+  assert.match(String(changed.note), /schedule install" again/);
 
   w.stdout.length = 0;
   const remove = new RecordingRunner();

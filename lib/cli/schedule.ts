@@ -21,7 +21,7 @@ import {
   systemdStatus,
   unitDirectory,
 } from "../agent/schedule/systemctl.ts";
-import { systemdUnits, unitName } from "../agent/schedule/systemd.ts";
+import { onCalendarExpressions, systemdUnits, unitName } from "../agent/schedule/systemd.ts";
 import { describeTrigger, taskTriggers } from "../agent/schedule/task_triggers.ts";
 import { DEFAULT_TIME_LIMIT, timeLimitSeconds } from "../agent/schedule/time_limit.ts";
 import {
@@ -121,7 +121,7 @@ export async function scheduleCommand(
       ? await installOnWindows(command, flags, io, runner, platform)
       : await installOnLinux(command, flags, io, runner, platform);
   }
-  const policyId = await policyIdOf(command, flags, io);
+  const { policyId, schedule: policySchedule } = await policyIdOf(command, flags, io);
   const schtasks = schtasksPath(io.env);
   // remove and status need only the policy id: they work after the policy file is gone (--id).
   if (sub === "remove") {
@@ -143,11 +143,18 @@ export async function scheduleCommand(
     }
     return 0;
   }
-  if (windows) printJson(io, await windowsTaskStatus(runner, schtasks, policyId));
-  else {
+  if (windows) {
+    const status = await windowsTaskStatus(runner, schtasks, policyId);
+    const expected = (schedule: CronSchedule) => taskTriggers(schedule).map(describeTrigger);
+    printJson(io, { ...status, ...scheduleCheck(policySchedule, status.triggers, expected) });
+  } else {
     const scope = scopeOf(flags);
     const directory = unitDirectory(scope, io.env, platform.systemUnitDir);
-    printJson(io, await systemdStatus(runner, scope, directory, policyId));
+    const status = await systemdStatus(runner, scope, directory, policyId);
+    printJson(io, {
+      ...status,
+      ...scheduleCheck(policySchedule, status.on_calendar, onCalendarExpressions),
+    });
   }
   return 0;
 }
@@ -323,7 +330,12 @@ async function installOnLinux(
   return 0;
 }
 
-async function policyIdOf(command: string, flags: Flags, io: CliIo): Promise<string> {
+/** The policy id from --id, or from --policy with the policy's schedule. */
+async function policyIdOf(
+  command: string,
+  flags: Flags,
+  io: CliIo,
+): Promise<{ policyId: string; schedule?: string }> {
   if (flags.id !== undefined && flags.policy !== undefined) {
     throw new IntellistorError("USAGE", `${command}: give --policy or --id, not both`, "");
   }
@@ -335,10 +347,40 @@ async function policyIdOf(command: string, flags: Flags, io: CliIo): Promise<str
         "A policy id is letters, digits, '.', '_' and '-' (as in the policy's id: field).",
       );
     }
-    return flags.id;
+    return { policyId: flags.id };
   }
   const policyFile = required(command, "policy", flags.policy);
-  return (await readPolicy(path.resolve(io.cwd, policyFile), { requirePaths: false })).id;
+  const policy = await readPolicy(path.resolve(io.cwd, policyFile), { requirePaths: false });
+  return { policyId: policy.id, schedule: policy.schedule };
+}
+
+/**
+ * Whether the installed triggers are the policy's schedule now: a policy
+ * whose `schedule:` was edited after `schedule install` still runs on the
+ * old one until the task is installed again.
+ */
+function scheduleCheck(
+  policySchedule: string | undefined,
+  installed: string[],
+  expected: (schedule: CronSchedule) => string[],
+): Record<string, unknown> {
+  if (policySchedule === undefined) return {};
+  let wanted: string[] | undefined;
+  try {
+    wanted = expected(parseCron(policySchedule));
+  } catch {
+    wanted = undefined; // a cron this scheduler cannot run: not what is installed either
+  }
+  const matches = wanted !== undefined && wanted.length === installed.length &&
+    wanted.every((item, i) => item === installed[i]);
+  return {
+    policy_schedule: policySchedule,
+    schedule_matches_policy: matches,
+    ...(matches ? {} : {
+      note: "The policy's schedule differs from the installed one: run " +
+        '"intellistor schedule install" again to apply it.',
+    }),
+  };
 }
 
 function scopeOf(flags: Flags): SystemdScope {

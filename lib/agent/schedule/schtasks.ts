@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { IntellistorError } from "../../errors.ts";
+import { EXIT_CODE_MEANINGS, IntellistorError } from "../../errors.ts";
 import { parseCsv } from "./csv.ts";
 import type { CommandRunner } from "./runner.ts";
 import { describeTrigger } from "./task_triggers.ts";
@@ -215,15 +215,7 @@ export function runState(csv: string): RunState {
 }
 
 const RESULT_MEANINGS: Record<number, string> = {
-  0: "success",
-  1: "failed (see the run's log)",
-  2: "usage error: check the policy and the .env file",
-  3: "partial backup: some files could not be read",
-  10: "not found (bucket or backup)",
-  11: "skipped: another run of this policy was still going",
-  12: "wrong key",
-  13: "integrity failure",
-  130: "interrupted",
+  ...EXIT_CODE_MEANINGS,
   0x41300: "ready (the task is about to run)",
   0x41301: "running now",
   0x41303: "has not run yet",

@@ -12,7 +12,7 @@
  * @module
  */
 import path from "node:path";
-import { IntellistorError } from "../../errors.ts";
+import { EXIT_CODE_MEANINGS, IntellistorError } from "../../errors.ts";
 import type { CommandRunner } from "./runner.ts";
 import { type SystemdUnits, unitName } from "./systemd.ts";
 
@@ -105,6 +105,33 @@ export interface SystemdStatus {
   last_result: string | null;
   last_exit_status: number | null;
   last_exit_time: string | null;
+  /** The last run's outcome in words (this program's exit codes, systemd's results). */
+  last_result_meaning: string;
+}
+
+/**
+ * What the service's Result and ExecMainStatus say of the last run. Before
+ * any run systemd reports Result=success and status 0: a service that never
+ * exited (no ExecMainExitTimestamp) has not run yet.
+ */
+export function systemdResultMeaning(
+  result: string | null,
+  exitStatus: number | null,
+  exitTime: string | null,
+): string {
+  if (!exitTime || exitTime === "n/a") return "has not run yet";
+  if (result === "success" || result === "exit-code") {
+    const code = exitStatus ?? 0;
+    return EXIT_CODE_MEANINGS[code] ?? `exit code ${code}`;
+  }
+  const results: Record<string, string> = {
+    timeout: "stopped at the time limit (--time-limit)",
+    signal: "killed by a signal",
+    "core-dump": "crashed (core dump)",
+    resources: "could not start (resources: user, directory or file missing?)",
+    "start-limit-hit": "not started: too many starts in a short time",
+  };
+  return (result && results[result]) ?? `systemd result "${result ?? "unknown"}"`;
 }
 
 /** Reads the unit files and asks systemd for the timer's and service's state. */
@@ -154,6 +181,11 @@ export async function systemdStatus(
     last_result: service.Result || null,
     last_exit_status: Number.isInteger(exitStatus) ? exitStatus : null,
     last_exit_time: service.ExecMainExitTimestamp || null,
+    last_result_meaning: systemdResultMeaning(
+      service.Result || null,
+      Number.isInteger(exitStatus) ? exitStatus : null,
+      service.ExecMainExitTimestamp || null,
+    ),
   };
 }
 
