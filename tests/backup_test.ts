@@ -458,3 +458,20 @@ Deno.test("a manifest whose object is missing or cut short is listed as damaged,
     assert.match(reasons.get(cut.key_backup) ?? "", /is 100 bytes; its manifest says \d+/);
   });
 });
+
+Deno.test("a file where the backup has a directory is named before anything is restored", async () => {
+  await withTempDir("backup", async (dir) => {
+    await write(path.join(dir, "src", "docs", "a.txt"));
+    const { result, storage, keyring } = await backedUpNames(dir, [path.join(dir, "src")]);
+    const out = path.join(dir, "out");
+    await Deno.mkdir(out);
+    await Deno.writeTextFile(path.join(out, "docs"), "a file, not a folder");
+    await assert.rejects(
+      runRestore({ storage, keyring, key: result.key_backup, outDir: out }),
+      (error: IntellistorError) =>
+        error.code === "OUTPUT_EXISTS" && error.message.endsWith(": docs") &&
+        /move away docs/.test(error.hint),
+    );
+    assert.deepEqual([...Deno.readDirSync(out)].map((e) => e.name), ["docs"]);
+  });
+});

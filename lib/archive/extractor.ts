@@ -118,16 +118,21 @@ export class Extractor {
   refuseExistingOutput(): void {
     const { outDir } = this.#options;
     const clashes: string[] = [];
+    const inTheWay: string[] = [];
     if (!isMissingOrEmpty(osPath(outDir, this.#platform))) {
       for (const name of this.#options.selected) {
-        if (this.#options.known.get(name)?.type === "dir") continue;
         let target: string;
         try {
           target = resolveInside(outDir, name, this.#platform);
         } catch {
           continue; // reported as a failure during extraction
         }
-        if (pathExistsSync(target, this.#platform, { symlinks: true })) clashes.push(name);
+        // An existing directory is merged into; a file or link where one goes is in the way.
+        const taken = this.#options.known.get(name)?.type === "dir"
+          ? standsInForDirectory(target, this.#platform)
+          : pathExistsSync(target, this.#platform, { symlinks: true });
+        if (taken) clashes.push(name);
+        if (taken && this.#options.known.get(name)?.type === "dir") inTheWay.push(name);
         if (clashes.length >= 5) break;
       }
     }
@@ -135,7 +140,10 @@ export class Extractor {
       throw new IntellistorError(
         "OUTPUT_EXISTS",
         `Restore would replace existing files in "${outDir}": ${clashes.join(", ")}`,
-        "Restore into an empty directory, or pass --overwrite to replace them.",
+        inTheWay.length === 0
+          ? "Restore into an empty directory, or pass --overwrite to replace them."
+          : `Restore into an empty directory, or move away ${inTheWay.join(", ")}: the backup ` +
+            "has a directory there (--overwrite replaces files, never a file by a directory).",
       );
     }
     this.#outputChecked = true;
@@ -496,6 +504,16 @@ function* selectedEntries(
   for (const name of selected) {
     const entry = known.get(name);
     if (entry !== undefined) yield entry;
+  }
+}
+
+/** True when something other than a directory is at `target` (a file, a symlink). */
+function standsInForDirectory(target: string, platform: Platform): boolean {
+  try {
+    const info = Deno.lstatSync(osPath(target, platform));
+    return !info.isDirectory || info.isSymlink;
+  } catch {
+    return false;
   }
 }
 
