@@ -7,7 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CliIo } from "./lib/cli/io.ts";
 import { run } from "./lib/cli/run.ts";
-import { ExitCode, interruptedError } from "./lib/errors.ts";
+import { ExitCode, IntellistorError, interruptedError } from "./lib/errors.ts";
 
 export { run };
 
@@ -32,7 +32,22 @@ export function processIo(): CliIo {
     for (let offset = 0; offset < bytes.length;) offset += target.writeSync(bytes.subarray(offset));
   };
   return {
-    stdout: (text) => writeAll(Deno.stdout, text),
+    // The result could not be printed (stdout on a full disk, a closed pipe):
+    // say so, rather than let it pass for the command's own disk failing.
+    stdout: (text) => {
+      try {
+        writeAll(Deno.stdout, text);
+      } catch (error) {
+        throw new IntellistorError(
+          "IO_ERROR",
+          `Cannot write the result to standard output: ${
+            error instanceof Error ? error.message : String(error)
+          }`,
+          "Check where standard output goes (a full disk, a closed pipe); the command itself " +
+            "may have completed: see `intellistor list` or the restored files.",
+        );
+      }
+    },
     stderr: (text) => writeAll(Deno.stderr, text),
     env: Deno.env.toObject(),
     cwd,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { createS3Storage, generateRootKey } from "../mod.ts";
-import { runCli, spawnCli, spawnShell } from "./support/cli.ts";
+import { MAIN, runCli, spawnCli, spawnShell } from "./support/cli.ts";
 import { s3rverCredentials, type S3TestServer, startS3Server } from "./support/s3_server.ts";
 import { assertSameTree, makeSampleTree, snapshotTree } from "./support/tree.ts";
 
@@ -585,5 +585,21 @@ Deno.test({
     } finally {
       await Deno.remove(work, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name: "a result that cannot be printed (stdout on a full disk) is said to be that",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    const quoted = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`;
+    const result = await spawnShell(
+      `${quoted(Deno.execPath())} run -A ${quoted(MAIN)} --version > /dev/full`,
+      { cwd: Deno.cwd() },
+    );
+    assert.equal(result.code, 1);
+    const error = result.error();
+    assert.equal(error.code, "IO_ERROR");
+    assert.match(error.message, /^Cannot write the result to standard output/);
   },
 });
