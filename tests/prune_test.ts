@@ -10,6 +10,7 @@ import {
   keyringFromEnv,
   listBackups,
   LocalStorage,
+  readPolicy,
   runBackup,
   runRestore,
   type Storage,
@@ -191,4 +192,31 @@ Deno.test("agent run: after its backup the agent prunes by the policy's rules, o
     await s3.close();
     await server.stop();
   }
+});
+
+Deno.test("policy-create --keep-*: the retention rules land in the policy; a bad count is named", async () => {
+  await withTempDir("prune-create", async (dir) => {
+    const made = await runCli(
+      [
+        "policy-create",
+        ...["--out", "p.yaml", "--paths", dir, "--local-dir", "store"],
+        ...["--keep-daily", "7", "--keep-monthly", "12"],
+      ],
+      { cwd: dir },
+    );
+    assert.equal(made.code, 0, made.stderr);
+    const policy = await readPolicy(path.join(dir, "p.yaml"), { requirePaths: false });
+    assert.deepEqual(policy.retention, {
+      keep_last: 0,
+      keep_daily: 7,
+      keep_weekly: 0,
+      keep_monthly: 12,
+    });
+    const bad = await runCli(
+      ["policy-create", "--out", "q.yaml", "--paths", dir, "--keep-weekly", "four"],
+      { cwd: dir },
+    );
+    assert.equal(bad.code, 2);
+    assert.match(bad.error().message, /retention\.keep_weekly/);
+  });
 });

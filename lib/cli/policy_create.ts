@@ -28,6 +28,10 @@ Writes a commented policy (YAML): what to protect, when, and where to.
   --compression-level N   gzip level 1-9 (default: ${DEFAULT_COMPRESSION_LEVEL})
   --key-env NAME          variable holding the base64 key (default: INTELLISTOR_KEY)
   --passphrase-env NAME   variable holding a passphrase (default: INTELLISTOR_PASSPHRASE)
+  --keep-last N           retention: keep the newest N backups (default 0; with every
+  --keep-daily N            --keep-* at 0, every backup is kept), the newest of each
+  --keep-weekly N           of the last N days, weeks and months with backups;
+  --keep-monthly N          "intellistor prune" and the agent delete the others
   --force                 replace an existing policy file`;
 
 export async function policyCreateCommand(argv: string[], io: CliIo): Promise<number> {
@@ -45,8 +49,15 @@ export async function policyCreateCommand(argv: string[], io: CliIo): Promise<nu
     "compression-level": { type: "string" },
     "key-env": { type: "string" },
     "passphrase-env": { type: "string" },
+    "keep-last": { type: "string" },
+    "keep-daily": { type: "string" },
+    "keep-weekly": { type: "string" },
+    "keep-monthly": { type: "string" },
     force: { type: "boolean" },
   });
+  // Digits become numbers; anything else goes to the policy's check as given, to be named there.
+  const count = (value: string | undefined) =>
+    value === undefined ? 0 : /^\d+$/.test(value) ? Number(value) : value;
   const out = required("policy-create", "out", flags.out);
   const s3Flags = ["bucket", "prefix", "endpoint", "region"] as const;
   if (flags["local-dir"] !== undefined && s3Flags.some((f) => flags[f] !== undefined)) {
@@ -72,16 +83,16 @@ export async function policyCreateCommand(argv: string[], io: CliIo): Promise<nu
         endpoint: flags.endpoint ?? "",
         region: flags.region ?? "",
       },
-    compression: {
-      level: level === undefined
-        ? DEFAULT_COMPRESSION_LEVEL
-        : /^\d+$/.test(level)
-        ? Number(level)
-        : level,
-    },
+    compression: { level: level === undefined ? DEFAULT_COMPRESSION_LEVEL : count(level) },
     encryption: {
       key_env: flags["key-env"] ?? "INTELLISTOR_KEY",
       passphrase_env: flags["passphrase-env"] ?? "INTELLISTOR_PASSPHRASE",
+    },
+    retention: {
+      keep_last: count(flags["keep-last"]),
+      keep_daily: count(flags["keep-daily"]),
+      keep_weekly: count(flags["keep-weekly"]),
+      keep_monthly: count(flags["keep-monthly"]),
     },
   }, out);
   await checkPathsExist(policy, out);
