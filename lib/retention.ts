@@ -4,25 +4,41 @@
  * The rules are restic's `forget --keep-*`: backups are taken newest first;
  * `keep_last` keeps the newest N; `keep_daily` keeps the newest backup of each
  * of the last N days that have one (likewise weeks, Monday to Sunday, and
- * months), in local time. A backup any rule keeps is kept. All 0 keeps every
- * backup. Only complete backups count: incomplete objects (a backup still
- * running) and damaged ones are never counted and never deleted here.
+ * months), in local time; when there are fewer such days (weeks, months) than
+ * asked for, the oldest backup is kept too. A backup any rule keeps is kept.
+ * All 0 keeps every backup.
+ *
+ * Deleting is the one thing a backup tool must never get wrong, so a backup
+ * is only counted (and so only ever deleted) when:
+ * - its manifest opens with the keyring: a forged or damaged manifest, or a
+ *   backup under another key, can take no slot;
+ * - it was made by this policy on this host: the same host name and the same
+ *   source paths in its sealed manifest (restic groups by host and paths).
+ *   Another machine or policy file using the same policy id is left alone;
+ * - it is not dated after now (a wrong clock): such a backup is left alone,
+ *   so it can never push out the real ones.
+ * Incomplete objects (a backup still running) are never touched either.
  *
  * A backup is deleted manifest first: from that moment it is no longer a
  * backup, and a prune stopped halfway leaves at most an object without a
  * manifest, which `list` shows as incomplete.
  */
+import { hostname } from "node:os";
+import type { Keyring } from "./crypto/keys.ts";
+import { HEADER_SIZE, openHeader } from "./crypto/stream.ts";
+import { type ErrorCode, integrityError, toIntellistorError } from "./errors.ts";
 import { type BackupListing, listBackups } from "./list.ts";
-import { manifestKeyFor } from "./manifest.ts";
-import type { Retention } from "./policy/policy.ts";
+import { manifestKeyFor, openManifest, parseManifest } from "./manifest.ts";
+import { type Policy, type Retention, validatePolicy } from "./policy/policy.ts";
 import type { Storage } from "./storage/storage.ts";
+import { readAll } from "./streams.ts";
 
-export type KeepReason = "last" | "daily" | "weekly" | "monthly";
+export type KeepReason = "last" | "daily" | "weekly" | "monthly" | "oldest";
 
 export interface RetainedBackup {
   key_backup: string;
   timestamp: string;
-  /** The rules that keep it. */
+  /** The rules that keep it ("oldest": a time rule had room left). */
   reasons: KeepReason[];
 }
 
@@ -31,17 +47,54 @@ export interface RemovedBackup {
   timestamp: string;
 }
 
+/** A backup prune left alone without counting it, and why. */
+export interface UntouchedBackup {
+  key_backup: string;
+  reason: string;
+}
+
 export interface PruneResult {
   policy: string;
+  /** The host whose backups were counted. */
+  host: string;
   /** True when nothing was deleted because only a plan was asked for. */
   dry_run: boolean;
   /** Newest first. */
   kept: RetainedBackup[];
   /** Newest first; deleted unless `dry_run`. */
   removed: RemovedBackup[];
-  /** Listed by `list` as damaged or incomplete: left alone (see `list`). */
-  untouched: { damaged: number; incomplete: number };
+  /** Never counted, never deleted: other hosts or paths, unverifiable, dated after now. */
+  untouched: UntouchedBackup[];
+  /** Listed by `list` as damaged or incomplete: left alone. */
+  damaged: number;
+  incomplete: number;
 }
+
+export interface PruneOptions {
+  storage: Storage;
+  policy: Policy;
+  /** Opens each manifest: only backups that verify are counted. */
+  keyring: Keyring;
+  /** Whose backups to count; this machine's host name by default. */
+  host?: string;
+  /** Print the plan, delete nothing. */
+  dryRun?: boolean;
+  /** The present; backups dated after it are left alone. */
+  now?: Date;
+}
+
+/** A backup dated up to this much after now still counts (clocks differ a little). */
+const CLOCK_TOLERANCE_MS = 10 * 60_000;
+
+/** Errors of the store itself: they end the prune rather than leave one backup out. */
+const STORE_FAILURES = new Set<ErrorCode>([
+  "IO_ERROR",
+  "BUCKET_NOT_FOUND",
+  "ACCESS_DENIED",
+  "STORAGE_UNREACHABLE",
+  "STORAGE_ERROR",
+  "INTERRUPTED",
+]);
 
 /** True when the policy asks for any backup to be deleted at all. */
 export function retentionEnabled(retention: Retention): boolean {
@@ -63,7 +116,7 @@ interface Rule {
  * time zone is the process's (TZ), as for the schedule.
  */
 export function planRetention(
-  backups: readonly BackupListing[],
+  backups: readonly Pick<BackupListing, "key_backup" | "timestamp" | "backup_id">[],
   retention: Retention,
 ): { kept: RetainedBackup[]; removed: RemovedBackup[] } {
   const newestFirst = [...backups].sort((a, b) =>
@@ -87,39 +140,52 @@ export function planRetention(
     { reason: "weekly", left: retention.keep_weekly, period: localWeek },
     { reason: "monthly", left: retention.keep_monthly, period: localMonth },
   ];
-  const kept: RetainedBackup[] = [];
-  const removed: RemovedBackup[] = [];
+  const reasons = newestFirst.map((): KeepReason[] => []);
   for (const [index, backup] of newestFirst.entries()) {
     const date = parseTimestamp(backup.timestamp);
-    const reasons: KeepReason[] = [];
     for (const rule of rules) {
       if (rule.left === 0) continue;
       const period = rule.period(date, index);
       if (period === rule.last) continue;
       rule.last = period;
       rule.left--;
-      reasons.push(rule.reason);
+      reasons[index].push(rule.reason);
     }
+  }
+  // As restic (0.17): a time rule with periods left over also keeps the oldest backup.
+  const oldest = reasons.length - 1;
+  const room = rules.some((rule) => rule.reason !== "last" && rule.left > 0);
+  if (oldest >= 0 && room && reasons[oldest].length === 0) reasons[oldest].push("oldest");
+  const kept: RetainedBackup[] = [];
+  const removed: RemovedBackup[] = [];
+  for (const [index, backup] of newestFirst.entries()) {
     const entry = { key_backup: backup.key_backup, timestamp: backup.timestamp };
-    if (reasons.length > 0) kept.push({ ...entry, reasons });
+    if (reasons[index].length > 0) kept.push({ ...entry, reasons: reasons[index] });
     else removed.push(entry);
   }
   return { kept, removed };
 }
 
 /**
- * Applies the policy's retention to its backups in `storage`: lists them,
+ * Applies the policy's retention to its backups in the store: lists them,
+ * counts those this policy made on this host (each verified with the key),
  * plans, and (unless `dryRun`) deletes the ones no rule keeps. A failed
  * delete ends the prune with that error; running it again goes on.
  */
-export async function pruneBackups(
-  storage: Storage,
-  policyId: string,
-  retention: Retention,
-  options: { dryRun?: boolean } = {},
-): Promise<PruneResult> {
-  const listing = await listBackups(storage, policyId);
-  const plan = planRetention(listing.backups, retention);
+export async function pruneBackups(options: PruneOptions): Promise<PruneResult> {
+  const { storage, keyring } = options;
+  const policy = validatePolicy(options.policy, "policy"); // an SDK caller's too
+  const host = options.host ?? hostname();
+  const latest = (options.now ?? new Date()).getTime() + CLOCK_TOLERANCE_MS;
+  const listing = await listBackups(storage, policy.id);
+  const counted: BackupListing[] = [];
+  const untouched: UntouchedBackup[] = [];
+  for (const backup of listing.backups) {
+    const reason = await whyNotCounted(storage, keyring, backup, policy, host, latest);
+    if (reason === undefined) counted.push(backup);
+    else untouched.push({ key_backup: backup.key_backup, reason });
+  }
+  const plan = planRetention(counted, policy.retention);
   if (!options.dryRun) {
     for (const backup of plan.removed) {
       await storage.delete(manifestKeyFor(backup.key_backup));
@@ -127,17 +193,63 @@ export async function pruneBackups(
     }
   }
   return {
-    policy: policyId,
+    policy: policy.id,
+    host,
     dry_run: options.dryRun ?? false,
     ...plan,
-    untouched: { damaged: listing.damaged.length, incomplete: listing.incomplete.length },
+    untouched,
+    damaged: listing.damaged.length,
+    incomplete: listing.incomplete.length,
   };
+}
+
+/** Why a listed backup must not be counted, or undefined when it may. */
+async function whyNotCounted(
+  storage: Storage,
+  keyring: Keyring,
+  backup: BackupListing,
+  policy: Policy,
+  host: string,
+  latest: number,
+): Promise<string | undefined> {
+  let sources: string[];
+  try {
+    if (!(parseTimestamp(backup.timestamp).getTime() <= latest)) {
+      return "dated after now (is a clock wrong?)";
+    }
+    const manifestKey = manifestKeyFor(backup.key_backup);
+    const text = new TextDecoder().decode(await readAll(await storage.get(manifestKey)));
+    const manifest = parseManifest(text, manifestKey);
+    const header = await readAll(
+      await storage.get(backup.key_backup, { start: 0, end: HEADER_SIZE }),
+      HEADER_SIZE,
+    );
+    if (header.length !== HEADER_SIZE) throw integrityError("the backup object is truncated");
+    const content = await openManifest(manifest, await openHeader(header, keyring), () => {});
+    if (manifest.host !== host) return `made on another host ("${manifest.host}")`;
+    sources = content.sources;
+  } catch (error) {
+    const failure = toIntellistorError(error);
+    if (STORE_FAILURES.has(failure.code)) throw failure;
+    return `cannot be verified with this key: ${failure.message}`;
+  }
+  if (!sameSources(sources, policy.paths)) return "made from other paths";
+  return undefined;
+}
+
+/** The same set of source paths (case-insensitively on Windows, as its paths are). */
+function sameSources(a: readonly string[], b: readonly string[]): boolean {
+  const key = (paths: readonly string[]) =>
+    JSON.stringify(
+      [...paths].map((p) => (Deno.build.os === "windows" ? p.toLowerCase() : p)).sort(),
+    );
+  return key(a) === key(b);
 }
 
 /** `20261127T020000Z` (UTC, as keys and manifests hold it) as a Date. */
 export function parseTimestamp(timestamp: string): Date {
   const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(timestamp);
-  if (!match) throw new RangeError(`not a backup timestamp: ${timestamp}`);
+  if (!match) throw integrityError(`not a backup timestamp: ${timestamp}`);
   const [year, month, day, hour, minute, second] = match.slice(1).map(Number);
   return new Date(Date.UTC(year, month - 1, day, hour, minute, second));
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { BackupListing } from "./list.ts";
+import { IntellistorError } from "./errors.ts";
 import { parseTimestamp, planRetention } from "./retention.ts";
 import { DEFAULT_RETENTION, type Retention } from "./policy/policy.ts";
 
@@ -71,10 +72,21 @@ Deno.test("retention: weeks run Monday to Sunday; months by calendar", () => {
     kept: [`${TUE} weekly`, `${SUN} weekly`],
     removed: [MON_EVENING, MON_MORNING, FRI, THU],
   });
+  // Two months of backups for five monthly slots: the oldest backup is kept too (restic 0.17).
   assert.deepEqual(plan(BACKUPS, { keep_monthly: 5 }), {
-    kept: [`${TUE} monthly`, `${FRI} monthly`],
-    removed: [MON_EVENING, MON_MORNING, SUN, THU],
+    kept: [`${TUE} monthly`, `${FRI} monthly`, `${THU} oldest`],
+    removed: [MON_EVENING, MON_MORNING, SUN],
   });
+});
+
+Deno.test("retention: a time rule with room left keeps the oldest backup as well, as restic does", () => {
+  const oneDay = [local(11, 2, 8), local(11, 2, 12), local(11, 2, 16)].map((t) => at(t));
+  assert.deepEqual(plan(oneDay, { keep_daily: 7 }), {
+    kept: [`${local(11, 2, 16)} daily`, `${local(11, 2, 8)} oldest`],
+    removed: [local(11, 2, 12)],
+  });
+  // keep_last has no such rule.
+  assert.deepEqual(plan(oneDay, { keep_last: 1 }).removed.length, 2);
 });
 
 Deno.test("retention: a backup any rule keeps is kept, with every rule that keeps it", () => {
@@ -90,5 +102,5 @@ Deno.test("retention: a backup any rule keeps is kept, with every rule that keep
 
 Deno.test("parseTimestamp() reads the keys' UTC timestamps and refuses anything else", () => {
   assert.equal(parseTimestamp("20261127T020304Z").toISOString(), "2026-11-27T02:03:04.000Z");
-  assert.throws(() => parseTimestamp("2026-11-27"), RangeError);
+  assert.throws(() => parseTimestamp("2026-11-27"), IntellistorError);
 });

@@ -6,10 +6,13 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import {
   createS3Storage,
+  formatTimestamp,
   generateRootKey,
   keyringFromEnv,
   listBackups,
   LocalStorage,
+  manifestKeyFor,
+  pruneBackups,
   readPolicy,
   runBackup,
   runRestore,
@@ -86,7 +89,9 @@ Deno.test("prune: --dry-run deletes nothing; prune keeps what the rules say and 
       dry_run: boolean;
       kept: { key_backup: string; reasons: string[] }[];
       removed: { key_backup: string }[];
-      untouched: { damaged: number; incomplete: number };
+      untouched: unknown[];
+      damaged: number;
+      incomplete: number;
     };
     assert.equal(plan.dry_run, true);
     assert.deepEqual(plan.kept.map((b) => [b.key_backup, b.reasons]), [
@@ -94,7 +99,7 @@ Deno.test("prune: --dry-run deletes nothing; prune keeps what the rules say and 
       [keys[3], ["daily"]],
     ]);
     assert.deepEqual(plan.removed.map((b) => b.key_backup), [keys[2], keys[1]]);
-    assert.deepEqual(plan.untouched, { damaged: 1, incomplete: 1 });
+    assert.deepEqual([plan.untouched, plan.damaged, plan.incomplete], [[], 1, 1]);
     assert.deepEqual(await filesUnder(storeDir), before, "a dry run deletes nothing");
 
     const pruned = await runCli(["prune", "--policy", policyFile], { cwd: dir });
@@ -124,6 +129,66 @@ Deno.test("prune: --dry-run deletes nothing; prune keeps what the rules say and 
     const refused = await runCli(["prune", "--policy", policyFile], { cwd: dir });
     assert.equal(refused.code, 2);
     assert.match(refused.error().message, /no retention rule/);
+  });
+});
+
+Deno.test("prune counts only backups it can verify, of this policy's paths and host, not dated ahead", async () => {
+  await withTempDir("prune-guard", async (dir) => {
+    const source = path.join(dir, "src");
+    const other = path.join(dir, "other");
+    for (const folder of [source, other]) {
+      await Deno.mkdir(folder);
+      await Deno.writeTextFile(path.join(folder, "a.txt"), "dados\n");
+    }
+    const env = { INTELLISTOR_KEY: generateRootKey() };
+    const keyring = keyringFromEnv(env);
+    const storeDir = path.join(dir, "store");
+    const storage = new LocalStorage(storeDir);
+    const ours = await backupsOnDays(storage, source, 3, env);
+    // The same policy id from another policy file (other paths), and under another key.
+    const otherPolicy = validatePolicy({ id: "kept", paths: [other] }, "test");
+    const otherPaths = (await runBackup({ policy: otherPolicy, storage, keyring })).key_backup;
+    const foreignKey = keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() });
+    const ourPolicy = validatePolicy(
+      { id: "kept", paths: [source], retention: { keep_last: 1 } },
+      "test",
+    );
+    const foreign = (await runBackup({ policy: ourPolicy, storage, keyring: foreignKey }))
+      .key_backup;
+    // A backup dated next year (a clock set wrong) must not push the others out.
+    const ahead = new Date(Date.now() + 365 * 86_400_000);
+    const future = (await runBackup({ policy: ourPolicy, storage, keyring, now: () => ahead }))
+      .key_backup;
+    // A manifest copied to a newer date, its public fields edited: it does not open.
+    const forgedAt = formatTimestamp(new Date(Date.now() - 3_600_000)); // newer than ours[2]
+    const forgedKey = ours[2].replace(/\/\d{8}T\d{6}Z\//, `/${forgedAt}/`);
+    const file = (key: string) => path.join(storeDir, ...key.split("/"));
+    await Deno.mkdir(path.dirname(file(forgedKey)), { recursive: true });
+    await Deno.copyFile(file(ours[2]), file(forgedKey));
+    const manifest = await Deno.readTextFile(file(manifestKeyFor(ours[2])));
+    const edited = manifest.replace(/("timestamp":\s*)"\d{8}T\d{6}Z"/, `$1"${forgedAt}"`);
+    assert.notEqual(edited, manifest);
+    await Deno.writeTextFile(file(manifestKeyFor(forgedKey)), edited);
+
+    const result = await pruneBackups({ storage, policy: ourPolicy, keyring, dryRun: true });
+    assert.deepEqual(result.kept.map((b) => b.key_backup), [ours[2]]);
+    assert.deepEqual(result.removed.map((b) => b.key_backup), [ours[1], ours[0]]);
+    const why = new Map(result.untouched.map((u) => [u.key_backup, u.reason]));
+    assert.match(why.get(otherPaths) ?? "", /other paths/);
+    assert.match(why.get(foreign) ?? "", /cannot be verified/);
+    assert.match(why.get(future) ?? "", /dated after now/);
+    assert.match(why.get(forgedKey) ?? "", /cannot be verified/);
+    assert.equal(result.untouched.length, 4);
+
+    // Another host's backups are not ours to count.
+    const elsewhere = await pruneBackups({ storage, policy: ourPolicy, keyring, host: "srv-2" });
+    assert.deepEqual([elsewhere.kept, elsewhere.removed], [[], []]);
+    assert.ok(
+      elsewhere.untouched.every((u) =>
+        /another host|other paths|verified|after now/.test(u.reason)
+      ),
+    );
+    assert.equal((await listBackups(storage, "kept")).backups.length, 7, "nothing deleted");
   });
 });
 
@@ -172,7 +237,7 @@ Deno.test("agent run: after its backup the agent prunes by the policy's rules, o
         prune: { kept: number; removed: string[] };
         log: { key: string };
       };
-      assert.deepEqual(result.prune, { kept: 2, removed: [old[1], old[0]] });
+      assert.deepEqual(result.prune, { kept: 2, removed: [old[1], old[0]], untouched: 0 });
       const listing = await listBackups(s3, "kept");
       assert.deepEqual(listing.backups.map((b) => b.key_backup), [
         old[2],
@@ -187,6 +252,21 @@ Deno.test("agent run: after its backup the agent prunes by the policy's rules, o
       const prune = log.trim().split("\n").map((line) => JSON.parse(line))
         .find((event) => event.event === "prune");
       assert.deepEqual(prune?.removed, [old[1], old[0]]);
+
+      // An empty source (a share that did not mount) must not push the real backups out.
+      await Deno.remove(path.join(source, "a.txt"));
+      const empty = await runCli(
+        [
+          "agent",
+          "run",
+          ...["--policy", policyFile, "--env-file", envFile],
+          ...["--state-dir", path.join(dir, "state")],
+        ],
+        { cwd: dir },
+      );
+      assert.equal(empty.code, 0, empty.stderr);
+      assert.deepEqual(empty.json().prune, { skipped: "the backup archived no file" });
+      assert.equal((await listBackups(s3, "kept")).backups.length, 3);
     });
   } finally {
     await s3.close();

@@ -58,7 +58,7 @@ export interface AgentRunResult {
    * backups were kept and which were deleted, or why that failed (the run's
    * status and exit code are the backup's either way).
    */
-  prune?: { kept: number; removed: string[] } | {
+  prune?: { kept: number; removed: string[]; untouched: number } | { skipped: string } | {
     error: { code: string; message: string; hint: string };
   };
   /** Logs of earlier runs that went up with this one. */
@@ -154,7 +154,12 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
       result.exit_code = partial ? ExitCode.partial : ExitCode.ok;
       log.event("result", { status: result.status, ...result.backup });
       if (retentionEnabled(policy.retention)) {
-        result.prune = await applyRetention(storage, policy, log);
+        result.prune = backup.files === 0
+          // An empty source (a share not mounted, a mount point left empty) must
+          // not push real backups out: such a run prunes nothing.
+          ? { skipped: "the backup archived no file" }
+          : await applyRetention(storage, policy, keyring, log);
+        if ("skipped" in result.prune) log.event("prune_skipped", { reason: result.prune.skipped });
       }
     } catch (error) {
       const failure = toIntellistorError(error);
@@ -214,13 +219,15 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
 async function applyRetention(
   storage: Storage,
   policy: Policy,
+  keyring: Keyring,
   log: RunLog,
-): Promise<AgentRunResult["prune"]> {
+): Promise<NonNullable<AgentRunResult["prune"]>> {
   try {
-    const pruned = await pruneBackups(storage, policy.id, policy.retention);
+    const pruned = await pruneBackups({ storage, policy, keyring });
     const outcome = {
       kept: pruned.kept.length,
       removed: pruned.removed.map((backup) => backup.key_backup),
+      untouched: pruned.untouched.length,
     };
     log.event("prune", outcome);
     return outcome;

@@ -1,21 +1,27 @@
-/** `intellistor prune --policy P [--env-file F] [--dry-run]`: applies the policy's retention. */
+/** `intellistor prune --policy P [--env-file F] [--dry-run] [--host NAME]`: applies the policy's retention. */
 import { IntellistorError } from "../errors.ts";
 import { pruneBackups, retentionEnabled } from "../retention.ts";
 import { parseFlags, required } from "./args.ts";
-import { loadStoreContext } from "./context.ts";
+import { loadContext } from "./context.ts";
 import { type CliIo, printJson } from "./io.ts";
 
-export const pruneHelp = `Usage: intellistor prune --policy FILE [--env-file FILE] [--dry-run]
+export const pruneHelp =
+  `Usage: intellistor prune --policy FILE [--env-file FILE] [--dry-run] [--host NAME]
 
 Deletes the policy's backups that its "retention" rules do not keep (restic's
 forget: keep_last, keep_daily, keep_weekly, keep_monthly; a backup any rule
 keeps is kept), and prints what was kept, with the rules that keep each, and
 what was removed. The agent does the same after each successful backup.
-Incomplete and damaged backups (see "intellistor list") are left alone.
 
-  --policy FILE    the policy: its id and retention rules, and its destination
-  --env-file FILE  .env file with credentials (default: ./.env if present)
+Only backups this policy made on this host are counted: each manifest must
+open with the key, name this host, and list the policy's paths. Backups of
+other hosts or paths, backups dated after now, and incomplete or damaged ones
+are left alone ("untouched").
+
+  --policy FILE    the policy: its id, paths and retention rules, its destination
+  --env-file FILE  .env file with credentials and the key (default: ./.env if present)
   --dry-run        print the plan and delete nothing
+  --host NAME      count the backups of that host instead of this one
 Exit codes: 0 ok, 2 the policy keeps every backup (no retention rule set).`;
 
 export async function pruneCommand(argv: string[], io: CliIo): Promise<number> {
@@ -23,19 +29,20 @@ export async function pruneCommand(argv: string[], io: CliIo): Promise<number> {
     policy: { type: "string" },
     "env-file": { type: "string" },
     "dry-run": { type: "boolean" },
+    host: { type: "string" },
   });
-  const context = await loadStoreContext(io, {
+  const context = await loadContext(io, {
     policyPath: required("prune", "policy", flags.policy),
     envFile: flags["env-file"],
     requirePaths: false,
   });
   try {
-    const { retention } = context.policy;
-    if (!retentionEnabled(retention)) {
+    const { policy } = context;
+    if (!retentionEnabled(policy.retention)) {
       // Keeping everything needs no prune; running one by mistake deletes nothing.
       throw new IntellistorError(
         "USAGE",
-        `prune: policy "${context.policy.id}" has no retention rule (every keep_* is 0), ` +
+        `prune: policy "${policy.id}" has no retention rule (every keep_* is 0), ` +
           "so it keeps every backup",
         "Set retention.keep_last, keep_daily, keep_weekly or keep_monthly in the policy, " +
           "then try it with --dry-run.",
@@ -43,7 +50,11 @@ export async function pruneCommand(argv: string[], io: CliIo): Promise<number> {
     }
     printJson(
       io,
-      await pruneBackups(context.storage, context.policy.id, retention, {
+      await pruneBackups({
+        storage: context.storage,
+        policy,
+        keyring: context.keyring,
+        host: flags.host,
         dryRun: flags["dry-run"] ?? false,
       }),
     );
