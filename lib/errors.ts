@@ -106,6 +106,19 @@ export const exitCodeOf: Record<ErrorCode, ExitCode> = {
   INTERNAL: ExitCode.failure,
 };
 
+/**
+ * Failures of the store itself, or of this run, as opposed to one backup's
+ * content: they end a listing or a prune instead of setting one backup aside.
+ */
+export const STORE_FAILURES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "IO_ERROR",
+  "BUCKET_NOT_FOUND",
+  "ACCESS_DENIED",
+  "STORAGE_UNREACHABLE",
+  "STORAGE_ERROR",
+  "INTERRUPTED",
+]);
+
 /** An error meant for the user: what failed, and a hint on what to do. */
 export class IntellistorError extends Error {
   readonly code: ErrorCode;

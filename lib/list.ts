@@ -5,7 +5,7 @@
  * read, belongs to another backup, or whose object is missing or not the size
  * it records, as damaged: one bad backup never hides the others.
  */
-import { type ErrorCode, IntellistorError, toIntellistorError } from "./errors.ts";
+import { IntellistorError, STORE_FAILURES, toIntellistorError } from "./errors.ts";
 import { assertManifestFor, MANIFEST_NAME, OBJECT_NAME, parseManifest } from "./manifest.ts";
 import type { Storage } from "./storage/storage.ts";
 import { readAll } from "./streams.ts";
@@ -39,16 +39,6 @@ export interface DamagedBackup {
   key_manifest: string;
   message: string;
 }
-
-/** Errors of the store itself (or of this run), as opposed to one manifest's content. */
-const STORE_FAILURES = new Set<ErrorCode>([
-  "IO_ERROR",
-  "BUCKET_NOT_FOUND",
-  "ACCESS_DENIED",
-  "STORAGE_UNREACHABLE",
-  "STORAGE_ERROR",
-  "INTERRUPTED",
-]);
 
 export async function listBackups(storage: Storage, policyId: string): Promise<ListResult> {
   /** Object key → its stored size. */

@@ -26,7 +26,7 @@
 import { hostname } from "node:os";
 import type { Keyring } from "./crypto/keys.ts";
 import { HEADER_SIZE, openHeader } from "./crypto/stream.ts";
-import { type ErrorCode, integrityError, toIntellistorError } from "./errors.ts";
+import { integrityError, STORE_FAILURES, toIntellistorError } from "./errors.ts";
 import { type BackupListing, listBackups } from "./list.ts";
 import { manifestKeyFor, openManifest, parseManifest } from "./manifest.ts";
 import { type Policy, type Retention, validatePolicy } from "./policy/policy.ts";
@@ -85,16 +85,6 @@ export interface PruneOptions {
 
 /** A backup dated up to this much after now still counts (clocks differ a little). */
 const CLOCK_TOLERANCE_MS = 10 * 60_000;
-
-/** Errors of the store itself: they end the prune rather than leave one backup out. */
-const STORE_FAILURES = new Set<ErrorCode>([
-  "IO_ERROR",
-  "BUCKET_NOT_FOUND",
-  "ACCESS_DENIED",
-  "STORAGE_UNREACHABLE",
-  "STORAGE_ERROR",
-  "INTERRUPTED",
-]);
 
 /** True when the policy asks for any backup to be deleted at all. */
 export function retentionEnabled(retention: Retention): boolean {

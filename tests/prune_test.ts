@@ -222,15 +222,20 @@ Deno.test("agent run: after its backup the agent prunes by the policy's rules, o
         policyFile,
         `id: kept\npaths: [${JSON.stringify(source)}]\nretention: {keep_last: 2}\n`,
       );
-      const run = await runCli(
-        [
+      const agentRun = () =>
+        runCli([
           "agent",
           "run",
-          ...["--policy", policyFile, "--env-file", envFile],
-          ...["--state-dir", path.join(dir, "state")],
-        ],
-        { cwd: dir },
-      );
+          "--policy",
+          policyFile,
+          "--env-file",
+          envFile,
+          "--state-dir",
+          path.join(dir, "state"),
+        ], {
+          cwd: dir,
+        });
+      const run = await agentRun();
       assert.equal(run.code, 0, run.stderr);
       const result = run.json() as {
         backup: { key_backup: string };
@@ -255,15 +260,7 @@ Deno.test("agent run: after its backup the agent prunes by the policy's rules, o
 
       // An empty source (a share that did not mount) must not push the real backups out.
       await Deno.remove(path.join(source, "a.txt"));
-      const empty = await runCli(
-        [
-          "agent",
-          "run",
-          ...["--policy", policyFile, "--env-file", envFile],
-          ...["--state-dir", path.join(dir, "state")],
-        ],
-        { cwd: dir },
-      );
+      const empty = await agentRun();
       assert.equal(empty.code, 0, empty.stderr);
       assert.deepEqual(empty.json().prune, { skipped: "the backup archived no file" });
       assert.equal((await listBackups(s3, "kept")).backups.length, 3);
