@@ -121,6 +121,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   }
 
   let summary: PublicManifest["summary"];
+  let localManifestWritten = false;
   try {
     const [remote, local] = await Promise.allSettled([
       storage.put(objectKey, encrypted),
@@ -147,6 +148,9 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
         options.localCopy?.delete(objectKey),
         options.localCopy?.delete(manifestKey),
       ]);
+    } else if (manifestState === "unknown" && !localManifestWritten) {
+      // The local copy is a backup only with its manifest.
+      await options.localCopy?.delete(objectKey).catch(() => {});
     }
     throw error;
   }
@@ -185,6 +189,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
     // The local copy's manifest first: the remote manifest is the commit point.
     await options.localCopy?.put(manifestKey, bytesStream(manifestBytes));
+    localManifestWritten = true;
     await storage.put(manifestKey, bytesStream(manifestBytes));
     return publicManifest.summary;
   }

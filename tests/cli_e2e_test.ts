@@ -501,6 +501,21 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
             warnings.map((w) => [w.path, w.special]).sort(),
             [[socketPath, true], [fifo, true]].sort(),
           );
+          // A policy path that is itself a FIFO archives nothing: partial, never "ok".
+          const only = path.join(world.work, "fifo-only.yaml");
+          await Deno.writeTextFile(
+            only,
+            `id: fifo-only\npaths: [${JSON.stringify(fifo)}]\n` +
+              `destination: {type: local, path: ${
+                JSON.stringify(path.join(world.work, "fifo-store"))
+              }}\n`,
+          );
+          const nothing = await runCli(
+            ["backup", "--policy", only, "--env-file", world.envFile],
+            { cwd: world.work },
+          );
+          assert.equal(nothing.code, 3, nothing.stderr);
+          assert.equal(nothing.json().status, "partial");
         } finally {
           socket.close();
           await Deno.remove(fifo);

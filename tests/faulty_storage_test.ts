@@ -77,6 +77,19 @@ Deno.test("a manifest whose reply was lost, with the store failing after it: the
   });
 });
 
+Deno.test("--out's copy of an upload that failed against an unreachable store is removed", async () => {
+  await withSource(async (work, source) => {
+    const inner = new LocalStorage(path.join(work, "store"));
+    const storage = new FaultyStorage(inner, { losePutReply: [1], failHead: true });
+    const localCopy = new LocalStorage(path.join(work, "out"));
+    const policy = validatePolicy({ id: "f", paths: [source] }, "test");
+    await assert.rejects(runBackup({ policy, storage, keyring, localCopy }));
+    // The remote object stays (its fate is unknown); the local one has no manifest: gone.
+    const local = await listBackups(localCopy, "f");
+    assert.deepEqual([local.backups, local.incomplete], [[], []]);
+  });
+});
+
 Deno.test("a download cut mid-way fails the restore and leaves no partial file", async () => {
   await withSource(async (work, source) => {
     const inner = new LocalStorage(path.join(work, "store"));

@@ -495,6 +495,24 @@ Deno.test("hostile: a symlink to `..` followed by an entry through it writes not
   });
 });
 
+Deno.test("hostile: entries under a file's name are the backup's fault (exit 13), not this system's", async () => {
+  await withArena(async (arena) => {
+    const outcome = await restoreBoth(arena, {
+      entries: [
+        OK_FILE,
+        { name: "a", data: "a file\n" },
+        { name: "a/x", data: "under a file\n" },
+        { name: "a/d", typeflag: "5" },
+      ],
+    }, "entries under a file");
+    for (const name of ["a/x", "a/d"]) assertRefused(outcome, name, "entries under a file");
+    if (outcome.result) {
+      for (const failure of outcome.result.failures) assert.equal(failure.kind, "integrity");
+    }
+    await assertRestoredOk(arena, "entries under a file");
+  });
+});
+
 Deno.test("hostile: a symlink left in --out by an earlier restore is not followed by the next (--overwrite)", async () => {
   await withArena(async (arena) => {
     const first = await writeHostileBackup(arena.store, {

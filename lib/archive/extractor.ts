@@ -234,7 +234,7 @@ export class Extractor {
           throw error.cause;
         }
         if (isDiskFull(error)) throw toIntellistorError(error);
-        this.#fail(entry.path, messageOf(error), failureKind(error));
+        this.#fail(entry.path, messageOf(error), this.#kindOf(entry.path, error));
       }
     }
   }
@@ -293,7 +293,7 @@ export class Extractor {
         await this.#writeSymlink(link);
         this.restored++;
       } catch (error) {
-        this.#fail(link.relative_path, messageOf(error), failureKind(error));
+        this.#fail(link.relative_path, messageOf(error), this.#kindOf(link.relative_path, error));
       }
     }
     // Deepest first: creating children changes a directory's mtime.
@@ -472,6 +472,22 @@ export class Extractor {
     await Deno.utime(onDisk, mtime, mtime);
   }
 
+  /**
+   * An entry's failure: the backup's fault (exit 13) or this system's (exit
+   * 1). A backup that holds entries under a file's or a link's name (the walk
+   * never makes one) is at fault, whatever stood in the way.
+   */
+  #kindOf(name: string, error: unknown): RestoreFailure["kind"] {
+    if (error instanceof IntellistorError && error.exitCode === ExitCode.integrity) {
+      return "integrity";
+    }
+    for (let end = name.lastIndexOf("/"); end > 0; end = name.lastIndexOf("/", end - 1)) {
+      const parent = this.#options.known.get(name.slice(0, end));
+      if (parent !== undefined && parent.type !== "dir") return "integrity";
+    }
+    return "write";
+  }
+
   #fail(name: string, message: string, kind: RestoreFailure["kind"]): void {
     this.failures.push({ path: name, message, kind });
   }
@@ -488,13 +504,6 @@ function parentsOf(names: Iterable<string>): Set<string> {
     }
   }
   return parents;
-}
-
-/** An entry's failure: the backup's fault (exit 13) or this system's (exit 1). */
-function failureKind(error: unknown): RestoreFailure["kind"] {
-  return error instanceof IntellistorError && error.exitCode === ExitCode.integrity
-    ? "integrity"
-    : "write";
 }
 
 function* selectedEntries(

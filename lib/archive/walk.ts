@@ -147,7 +147,8 @@ export async function* walkSources(
     if (!info.isDirectory || several) {
       const entry = toEntry(rootName, root, info, platform);
       if (entry === undefined) {
-        leaveOutSpecial(options, root);
+        // A policy path that is a socket, FIFO or device archives nothing: partial, never "ok".
+        leaveOut(options, root, "not a regular file, directory or symlink: nothing archived");
         continue;
       }
       if (options.excluded?.(entry.relativePath)) continue;
