@@ -274,7 +274,7 @@ Deno.test("agent run: relative paths are refused (the scheduler's working direct
     );
     assert.equal(refused.code, 2, refused.stderr);
     const stateError = JSON.parse(refused.stderr).error;
-    assert.equal(stateError.code, "ENV_FILE_INVALID");
+    assert.equal(stateError.code, "USAGE");
     assert.match(stateError.message, /INTELLISTOR_STATE_DIR must be an absolute path/);
     await assert.rejects(Deno.stat(path.join(world.work, "relstate")), Deno.errors.NotFound);
   } finally {

@@ -1357,3 +1357,14 @@ async function compareGolden(name: string, actual: string): Promise<void> {
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
+
+Deno.test("install refuses a .env whose INTELLISTOR_STATE_DIR every scheduled run would refuse", async () => {
+  const w = await world();
+  await Deno.writeTextFile(w.envFile, "INTELLISTOR_KEY=x\nINTELLISTOR_STATE_DIR=relstate\n");
+  const runner = new RecordingRunner();
+  const args = ["install", "--policy", w.policy, "--env-file", w.envFile];
+  assert.equal(await schedule(w, args, runner, LINUX), 2);
+  assert.match(w.error().message, /INTELLISTOR_STATE_DIR must be an absolute path/);
+  assert.equal(runner.calls.length, 0);
+  await Deno.remove(w.dir, { recursive: true });
+});

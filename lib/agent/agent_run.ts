@@ -9,7 +9,7 @@ import path from "node:path";
 import { type BackupResult, formatTimestamp, runBackup } from "../backup.ts";
 import type { Environment } from "../config/env.ts";
 import type { Keyring } from "../crypto/keys.ts";
-import { ExitCode, IntellistorError, toIntellistorError } from "../errors.ts";
+import { ExitCode, toIntellistorError } from "../errors.ts";
 import type { Policy } from "../policy/policy.ts";
 import { pruneBackups, retentionEnabled } from "../retention.ts";
 import type { Storage } from "../storage/storage.ts";
@@ -193,6 +193,8 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
       exit_code: result.exit_code,
       duration_ms: durationMs,
     });
+    // From here a stop must not write the log again: it may already be uploaded.
+    options.signal?.removeEventListener("abort", onStop);
     await log.save();
     // A store that just failed as unreachable (each request given up after
     // minutes of silence) is not tried again: the log goes up with the next run.
@@ -236,34 +238,4 @@ async function applyRetention(
     log.event("prune_error", { code, message, hint });
     return { error: { code, message, hint } };
   }
-}
-
-/**
- * Where the agent keeps locks and local logs when not told otherwise:
- * %ProgramData%\Intellistor on Windows (SYSTEM has no user profile worth
- * using), /var/lib/intellistor for root, else the user's XDG state directory.
- */
-export function defaultStateDir(env: Record<string, string | undefined>): string {
-  const configured = env.INTELLISTOR_STATE_DIR;
-  if (configured) {
-    // Relative, the lock would depend on the working directory: a run by hand
-    // and the scheduler's would not see each other's lock.
-    if (!path.isAbsolute(configured)) {
-      throw new IntellistorError(
-        "ENV_FILE_INVALID",
-        `INTELLISTOR_STATE_DIR must be an absolute path, got "${configured}"`,
-        "The scheduler starts the agent in another working directory: give a full path, " +
-          (Deno.build.os === "windows"
-            ? 'e.g. "C:\\ProgramData\\Intellistor".'
-            : 'e.g. "/var/lib/intellistor".'),
-      );
-    }
-    return configured;
-  }
-  if (Deno.build.os === "windows") {
-    return path.join(env.ProgramData ?? env.PROGRAMDATA ?? "C:\\ProgramData", "Intellistor");
-  }
-  if (Deno.uid() === 0) return "/var/lib/intellistor";
-  const stateHome = env.XDG_STATE_HOME || path.join(env.HOME ?? "/tmp", ".local", "state");
-  return path.join(stateHome, "intellistor");
 }

@@ -5,7 +5,8 @@
  * absolute and nothing is read from the current directory.
  */
 import path from "node:path";
-import { defaultStateDir, runAgent } from "../agent/agent_run.ts";
+import { runAgent } from "../agent/agent_run.ts";
+import { defaultStateDir, isFullyQualified } from "../agent/state_dir.ts";
 import { loadEnvironment } from "../config/env.ts";
 import { IntellistorError } from "../errors.ts";
 import { readPolicy } from "../policy/policy.ts";
@@ -75,7 +76,7 @@ export async function agentCommand(argv: string[], io: CliIo): Promise<number> {
 }
 
 function absolute(flag: string, value: string): string {
-  if (!path.isAbsolute(value)) {
+  if (!isFullyQualified(value)) {
     throw new IntellistorError(
       "USAGE",
       `agent run: --${flag} must be an absolute path, got "${value}"`,

@@ -5,6 +5,7 @@
  * on the policy's cron schedule.
  */
 import path from "node:path";
+import { defaultStateDir } from "../agent/state_dir.ts";
 import { crontabLine } from "../agent/schedule/crontab.ts";
 import { type CommandRunner, denoCommandRunner } from "../agent/schedule/runner.ts";
 import {
@@ -188,7 +189,9 @@ async function prepare(
   }
   const policy = await readPolicy(policyPath, { requirePaths: false });
   // Names the missing file clearly (ENV_FILE_NOT_FOUND) and refuses a non-text one.
-  const { envFile } = await loadEnvironment({}, { envFile: envFlag, cwd: io.cwd });
+  const { env, envFile } = await loadEnvironment({}, { envFile: envFlag, cwd: io.cwd });
+  // What every scheduled run would refuse is refused now (a relative INTELLISTOR_STATE_DIR).
+  defaultStateDir(env);
   const schedule = parseCron(policy.schedule);
   const run = [...io.self, "agent", "run", "--policy", policyPath, "--env-file", envFile!];
   const status = [...io.self, "schedule", "status", "--policy", policyPath];
