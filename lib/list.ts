@@ -6,7 +6,13 @@
  * it records, as damaged: one bad backup never hides the others.
  */
 import { IntellistorError, STORE_FAILURES, toIntellistorError } from "./errors.ts";
-import { assertManifestFor, MANIFEST_NAME, OBJECT_NAME, parseManifest } from "./manifest.ts";
+import {
+  assertManifestFor,
+  type Manifest,
+  MANIFEST_NAME,
+  OBJECT_NAME,
+  parseManifest,
+} from "./manifest.ts";
 import type { Storage } from "./storage/storage.ts";
 import { readAll } from "./streams.ts";
 
@@ -34,13 +40,32 @@ export interface ListResult {
   damaged: DamagedBackup[];
 }
 
+/** Carries an inspect callback's error past the per-manifest catch. */
+class InspectFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super("inspect failed");
+  }
+}
+
 export interface DamagedBackup {
   key_backup: string;
   key_manifest: string;
   message: string;
 }
 
-export async function listBackups(storage: Storage, policyId: string): Promise<ListResult> {
+export interface ListOptions {
+  /**
+   * Called with each listed backup's manifest as it is read, so that a caller
+   * (prune) need not fetch it again; its errors end the listing.
+   */
+  inspect?: (backup: BackupListing, manifest: Manifest) => Promise<void>;
+}
+
+export async function listBackups(
+  storage: Storage,
+  policyId: string,
+  options: ListOptions = {},
+): Promise<ListResult> {
   /** Object key → its stored size. */
   const objects = new Map<string, number>();
   const manifests: string[] = [];
@@ -73,7 +98,7 @@ export async function listBackups(storage: Storage, policyId: string): Promise<L
             `${manifest.object.size} (truncated or replaced)`,
         );
       }
-      backups.push({
+      const backup: BackupListing = {
         backup_id: manifest.backup_id,
         timestamp: manifest.timestamp,
         host: manifest.host,
@@ -82,8 +107,16 @@ export async function listBackups(storage: Storage, policyId: string): Promise<L
         bytes: manifest.summary.bytes,
         size: manifest.object.size,
         skipped: manifest.summary.skipped,
-      });
+      };
+      backups.push(backup);
+      if (options.inspect) {
+        // Not this backup's damage: whatever it throws ends the listing.
+        await options.inspect(backup, manifest).catch((error) => {
+          throw new InspectFailed(error);
+        });
+      }
     } catch (error) {
+      if (error instanceof InspectFailed) throw error.cause;
       const failure = toIntellistorError(error);
       // The store failing is not damage to one backup: it ends the listing.
       if (STORE_FAILURES.has(failure.code)) throw failure;

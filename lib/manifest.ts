@@ -203,34 +203,7 @@ export async function openManifest(
   onEntry?: (entry: CatalogEntry) => void,
 ): Promise<SealedContent> {
   const streamIdHex = Buffer.from(keys.streamId).toString("hex");
-  if (manifest.object.stream_id !== streamIdHex) {
-    throw integrityError("The manifest does not belong to this backup object (stream id differs)");
-  }
-  // Padded base64. (A regular expression with a repeated group overflows the
-  // stack on the tens of megabytes sealing millions of entries takes.)
-  if (manifest.sealed.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(manifest.sealed)) {
-    throw integrityError("The manifest's sealed part is not base64");
-  }
-  const blob = Buffer.from(manifest.sealed, "base64");
-  if (blob.length < 12 + 16) throw integrityError("The manifest's sealed part is truncated");
-  let plaintext: Uint8Array;
-  try {
-    plaintext = new Uint8Array(
-      await crypto.subtle.decrypt(
-        {
-          name: "AES-GCM",
-          iv: new Uint8Array(blob.subarray(0, 12)),
-          additionalData: encoder.encode(canonicalJson(publicPart(manifest))),
-        },
-        await manifestKey(keys),
-        new Uint8Array(blob.subarray(12)),
-      ),
-    );
-  } catch {
-    throw integrityError(
-      "The manifest failed authentication: it was modified or is not this backup's",
-    );
-  }
+  const plaintext = await decryptSealed(manifest, keys);
   // Entries handed to onEntry: checked as they come, their segments once the table is read.
   let handedOver = 0;
   let entriesProblem: string | undefined;
@@ -264,6 +237,80 @@ export async function openManifest(
     throw integrityError("The manifest's sealed part disagrees with its public part");
   }
   return content;
+}
+
+/** The sealed part's plaintext (gzip), once its authentication and stream id hold. */
+async function decryptSealed(manifest: Manifest, keys: StreamKeys): Promise<Uint8Array> {
+  const streamIdHex = Buffer.from(keys.streamId).toString("hex");
+  if (manifest.object.stream_id !== streamIdHex) {
+    throw integrityError("The manifest does not belong to this backup object (stream id differs)");
+  }
+  // Padded base64. (A regular expression with a repeated group overflows the
+  // stack on the tens of megabytes sealing millions of entries takes.)
+  if (manifest.sealed.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(manifest.sealed)) {
+    throw integrityError("The manifest's sealed part is not base64");
+  }
+  const blob = Buffer.from(manifest.sealed, "base64");
+  if (blob.length < 12 + 16) throw integrityError("The manifest's sealed part is truncated");
+  try {
+    return new Uint8Array(
+      await crypto.subtle.decrypt(
+        {
+          name: "AES-GCM",
+          iv: new Uint8Array(blob.subarray(0, 12)),
+          additionalData: encoder.encode(canonicalJson(publicPart(manifest))),
+        },
+        await manifestKey(keys),
+        new Uint8Array(blob.subarray(12)),
+      ),
+    );
+  } catch {
+    throw integrityError(
+      "The manifest failed authentication: it was modified or is not this backup's",
+    );
+  }
+}
+
+/** The sealed content's head: whose backup it is, written before the entries. */
+export type SealedHead = Pick<
+  SealedContent,
+  "backup_id" | "policy_id" | "stream_id" | "object_key" | "sources"
+>;
+
+/** Past this much text without the head's end, the whole content is read instead. */
+const HEAD_TEXT_LIMIT = 1 << 20;
+
+/**
+ * Authenticates the manifest as openManifest does (the whole sealed part),
+ * but reads only the head of the sealed content: whose backup it is and its
+ * sources, without parsing the entries (seconds for millions of them).
+ */
+export async function openManifestHead(manifest: Manifest, keys: StreamKeys): Promise<SealedHead> {
+  const plaintext = await decryptSealed(manifest, keys);
+  const decoder = new TextDecoder();
+  let text = "";
+  let head: unknown;
+  try {
+    for (const chunk of gunzipChunks(plaintext)) {
+      text += decoder.decode(chunk, { stream: true });
+      // SealedContentWriter writes the head, then `"entries":[`.
+      const end = text.indexOf(',"entries":[');
+      if (end !== -1) head = JSON.parse(text.slice(0, end) + "}");
+      if (end !== -1 || text.length > HEAD_TEXT_LIMIT) break;
+    }
+  } catch {
+    throw integrityError("The manifest's sealed part is not gzip-compressed JSON");
+  }
+  const value = (head ?? await openManifest(manifest, keys, () => {})) as SealedHead;
+  const streamIdHex = Buffer.from(keys.streamId).toString("hex");
+  if (
+    !Array.isArray(value.sources) || !value.sources.every((s) => typeof s === "string") ||
+    value.backup_id !== manifest.backup_id || value.stream_id !== streamIdHex ||
+    value.object_key !== manifest.object.key || value.policy_id !== manifest.policy_id
+  ) {
+    throw integrityError("The manifest's sealed part disagrees with its public part");
+  }
+  return value;
 }
 
 /** Text given to zlib at once: fewer, larger calls. */

@@ -28,8 +28,8 @@ import type { Keyring } from "./crypto/keys.ts";
 import { HEADER_SIZE, openHeader } from "./crypto/stream.ts";
 import { integrityError, STORE_FAILURES, toIntellistorError } from "./errors.ts";
 import { type BackupListing, listBackups } from "./list.ts";
-import { manifestKeyFor, openManifest, parseManifest } from "./manifest.ts";
-import { type Policy, type Retention, validatePolicy } from "./policy/policy.ts";
+import { type Manifest, manifestKeyFor, openManifestHead } from "./manifest.ts";
+import { comparisonKey, type Policy, type Retention, validatePolicy } from "./policy/policy.ts";
 import type { Storage } from "./storage/storage.ts";
 import { readAll } from "./streams.ts";
 
@@ -167,14 +167,16 @@ export async function pruneBackups(options: PruneOptions): Promise<PruneResult> 
   const policy = validatePolicy(options.policy, "policy"); // an SDK caller's too
   const host = options.host ?? hostname();
   const latest = (options.now ?? new Date()).getTime() + CLOCK_TOLERANCE_MS;
-  const listing = await listBackups(storage, policy.id);
   const counted: BackupListing[] = [];
   const untouched: UntouchedBackup[] = [];
-  for (const backup of listing.backups) {
-    const reason = await whyNotCounted(storage, keyring, backup, policy, host, latest);
-    if (reason === undefined) counted.push(backup);
-    else untouched.push({ key_backup: backup.key_backup, reason });
-  }
+  // Each manifest is checked as the listing reads it, never fetched twice.
+  const listing = await listBackups(storage, policy.id, {
+    inspect: async (backup, manifest) => {
+      const reason = await whyNotCounted(storage, keyring, backup, manifest, policy, host, latest);
+      if (reason === undefined) counted.push(backup);
+      else untouched.push({ key_backup: backup.key_backup, reason });
+    },
+  });
   const plan = planRetention(counted, policy.retention);
   if (!options.dryRun) {
     for (const backup of plan.removed) {
@@ -198,6 +200,7 @@ async function whyNotCounted(
   storage: Storage,
   keyring: Keyring,
   backup: BackupListing,
+  manifest: Manifest,
   policy: Policy,
   host: string,
   latest: number,
@@ -207,17 +210,14 @@ async function whyNotCounted(
     if (!(parseTimestamp(backup.timestamp).getTime() <= latest)) {
       return "dated after now (is a clock wrong?)";
     }
-    const manifestKey = manifestKeyFor(backup.key_backup);
-    const text = new TextDecoder().decode(await readAll(await storage.get(manifestKey)));
-    const manifest = parseManifest(text, manifestKey);
     const header = await readAll(
       await storage.get(backup.key_backup, { start: 0, end: HEADER_SIZE }),
       HEADER_SIZE,
     );
     if (header.length !== HEADER_SIZE) throw integrityError("the backup object is truncated");
-    const content = await openManifest(manifest, await openHeader(header, keyring), () => {});
+    const head = await openManifestHead(manifest, await openHeader(header, keyring));
     if (manifest.host !== host) return `made on another host ("${manifest.host}")`;
-    sources = content.sources;
+    sources = head.sources;
   } catch (error) {
     const failure = toIntellistorError(error);
     if (STORE_FAILURES.has(failure.code)) throw failure;
@@ -227,12 +227,9 @@ async function whyNotCounted(
   return undefined;
 }
 
-/** The same set of source paths (case-insensitively on Windows, as its paths are). */
+/** The same set of source paths, compared as the policy compares paths. */
 function sameSources(a: readonly string[], b: readonly string[]): boolean {
-  const key = (paths: readonly string[]) =>
-    JSON.stringify(
-      [...paths].map((p) => (Deno.build.os === "windows" ? p.toLowerCase() : p)).sort(),
-    );
+  const key = (paths: readonly string[]) => JSON.stringify(paths.map(comparisonKey).sort());
   return key(a) === key(b);
 }
 

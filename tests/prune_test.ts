@@ -180,6 +180,14 @@ Deno.test("prune counts only backups it can verify, of this policy's paths and h
     assert.match(why.get(forgedKey) ?? "", /cannot be verified/);
     assert.equal(result.untouched.length, 4);
 
+    // The same paths written another way (a trailing slash) are the same paths.
+    const reworded = validatePolicy(
+      { id: "kept", paths: [source + "/"], retention: { keep_last: 1 } },
+      "test",
+    );
+    const same = await pruneBackups({ storage, policy: reworded, keyring, dryRun: true });
+    assert.deepEqual(same.removed.map((b) => b.key_backup), [ours[1], ours[0]]);
+
     // Another host's backups are not ours to count.
     const elsewhere = await pruneBackups({ storage, policy: ourPolicy, keyring, host: "srv-2" });
     assert.deepEqual([elsewhere.kept, elsewhere.removed], [[], []]);

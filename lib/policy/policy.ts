@@ -870,8 +870,8 @@ function absolutePathProblem(value: string): string | undefined {
   return `${quoted} is not an absolute path (write the full path, e.g. "/srv/dados")`;
 }
 
-/** A form of the path in which equal paths compare equal. */
-function comparisonKey(value: string): string {
+/** A form of the path in which equal paths compare equal: normalized, no trailing separator, case-folded on Windows. */
+export function comparisonKey(value: string): string {
   let normalized = path.normalize(value);
   // Keep "/" and "C:\" as they are; strip other trailing separators.
   while (
