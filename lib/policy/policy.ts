@@ -797,7 +797,7 @@ function readRetention(value: unknown, problems: ProblemList): Retention {
         `retention.${key}`,
         `expected a whole number from 0 (rule not used) to ${MAX_KEEP}, got ${describe(count)}`,
       );
-    } else retention[key] = count;
+    } else retention[key] = count + 0; // -0 (valid YAML) reads back as 0
   }
   return retention;
 }

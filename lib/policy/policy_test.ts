@@ -821,7 +821,11 @@ Deno.test("retention: defaults keep everything; counts are whole numbers; unknow
     keep_weekly: 0,
     keep_monthly: 0,
   });
-  const kept = validatePolicy({ ...MINIMAL, retention: { keep_daily: 7, keep_monthly: 12 } }, "p");
+  // -0 is valid YAML; it must come back as 0, or the rendered policy would not read back the same.
+  const kept = validatePolicy(
+    { ...MINIMAL, retention: { keep_daily: 7, keep_monthly: 12, keep_weekly: -0 } },
+    "p",
+  );
   assert.deepEqual(kept.retention, {
     keep_last: 0,
     keep_daily: 7,
