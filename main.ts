@@ -71,8 +71,11 @@ if (import.meta.main) {
   // second signal, or a clean-up still stuck after the grace period (a store
   // that stopped answering), exits at once, saying so.
   const exitUncleaned = () => {
-    io.stderr(JSON.stringify(interruptedError({ cleanedUp: false }).toJSON()) + "\n");
-    Deno.exit(ExitCode.interrupted);
+    try {
+      io.stderr(JSON.stringify(interruptedError({ cleanedUp: false }).toJSON()) + "\n");
+    } finally {
+      Deno.exit(ExitCode.interrupted);
+    }
   };
   const stop = () => {
     if (interruption.signal.aborted) exitUncleaned();

@@ -78,7 +78,11 @@ function whyRequestFailed(error: unknown): string {
   for (let e = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
     messages.push(e.message);
   }
-  const text = messages.join(" | ");
+  // Without the URL and quoted values (a host named "ssl.example.com" is no TLS error).
+  const text = messages.join(" | ").replace(/'[^']*'/g, "''").replace(
+    /\b[a-z][a-z0-9+.-]*:\/\/[^\s)]*/gi,
+    "<url>",
+  );
   for (const [pattern, reason] of REQUEST_FAILURES) if (pattern.test(text)) return reason;
   return error instanceof Error ? `${error.name}: request failed` : "request failed";
 }

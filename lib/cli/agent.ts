@@ -19,8 +19,10 @@ export const agentHelp =
   `Usage: intellistor agent run --policy FILE --env-file FILE [--state-dir DIR]
 
 One unattended run of a policy (what the scheduler executes): takes the
-policy's lock, backs up, writes a JSON-lines log and uploads it to
-logs/<policy_id>/<timestamp>_<backup_id>.jsonl, and exits with the backup's code.
+policy's lock, backs up, deletes the backups the policy's retention rules do
+not keep (when it has rules; see "intellistor prune --help"), writes a
+JSON-lines log and uploads it to logs/<policy_id>/<timestamp>_<backup_id>.jsonl,
+and exits with the backup's code.
   --policy FILE     the policy, as an ABSOLUTE path
   --env-file FILE   the .env file, as an ABSOLUTE path (the scheduler does not
                     inherit your shell's environment)

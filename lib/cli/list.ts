@@ -9,8 +9,8 @@ export const listHelp = `Usage: intellistor list --policy FILE [--env-file FILE]
 Lists the policy's backups in its destination, oldest first, with the key to
 give to restore ("key_backup"). Objects without a manifest (interrupted
 backups) and a local store's leftover temporary files are listed under
-"incomplete", manifests that cannot be read or belong to another backup under
-"damaged".`;
+"incomplete"; manifests that cannot be read, belong to another backup, or whose
+object is missing or not the size they record, under "damaged".`;
 
 export async function listCommand(argv: string[], io: CliIo): Promise<number> {
   const flags = parseFlags("list", argv, {

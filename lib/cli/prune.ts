@@ -11,7 +11,8 @@ export const pruneHelp =
 Deletes the policy's backups that its "retention" rules do not keep (restic's
 forget: keep_last, keep_daily, keep_weekly, keep_monthly; a backup any rule
 keeps is kept), and prints what was kept, with the rules that keep each, and
-what was removed. The agent does the same after each successful backup.
+what was removed. The agent does the same after each backup that succeeds
+(or is partial) and archived at least one file.
 
 Only backups this policy made on this host are counted: each manifest must
 open with the key, name this host, and list the policy's paths. Backups of
@@ -22,7 +23,8 @@ are left alone ("untouched").
   --env-file FILE  .env file with credentials and the key (default: ./.env if present)
   --dry-run        print the plan and delete nothing
   --host NAME      count the backups of that host instead of this one
-Exit codes: 0 ok, 2 the policy keeps every backup (no retention rule set).`;
+Exit codes: 0 ok, 1 the store failed (nothing more is deleted; run it again),
+2 usage or the policy keeps every backup (no retention rule set), 10 no bucket.`;
 
 export async function pruneCommand(argv: string[], io: CliIo): Promise<number> {
   const flags = parseFlags("prune", argv, {

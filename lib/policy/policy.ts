@@ -312,7 +312,7 @@ export function renderPolicyYaml(policy: Policy): string {
     `  timeout_seconds: ${policy.notify.timeout_seconds}`,
     "",
     "# Which backups to keep; the others are deleted by `intellistor prune` and by the",
-    "# agent after each successful backup. A backup any rule keeps is kept. Days, weeks",
+    "# agent after each backup that succeeds. A backup any rule keeps is kept. Days, weeks",
     "# (Monday to Sunday) and months are in local time and count only those that have a",
     "# backup. All 0 = keep every backup (nothing is ever deleted).",
     "retention:",
