@@ -81,6 +81,8 @@ export interface PruneOptions {
   dryRun?: boolean;
   /** The present; backups dated after it are left alone. */
   now?: Date;
+  /** Stops the prune between two backups' deletions (never between a manifest and its object). */
+  signal?: AbortSignal;
 }
 
 /** A backup dated up to this much after now still counts (clocks differ a little). */
@@ -180,6 +182,7 @@ export async function pruneBackups(options: PruneOptions): Promise<PruneResult> 
   const plan = planRetention(counted, policy.retention);
   if (!options.dryRun) {
     for (const backup of plan.removed) {
+      options.signal?.throwIfAborted();
       await storage.delete(manifestKeyFor(backup.key_backup));
       await storage.delete(backup.key_backup);
     }

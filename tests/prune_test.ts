@@ -305,3 +305,44 @@ Deno.test("policy-create --keep-*: the retention rules land in the policy; a bad
     assert.match(bad.error().message, /retention\.keep_weekly/);
   });
 });
+
+Deno.test("a stopped prune deletes nothing more, and never a manifest without its object", async () => {
+  await withTempDir("prune-stop", async (dir) => {
+    const source = path.join(dir, "src");
+    await Deno.mkdir(source);
+    await Deno.writeTextFile(path.join(source, "a.txt"), "dados\n");
+    const env = { INTELLISTOR_KEY: generateRootKey() };
+    const storage = new LocalStorage(path.join(dir, "store"));
+    await backupsOnDays(storage, source, 3, env);
+    const policy = validatePolicy(
+      { id: "kept", paths: [source], retention: { keep_last: 1 } },
+      "test",
+    );
+    const stop = new AbortController();
+    // The stop comes while the first backup is deleted: the second is left whole.
+    const deleting: Storage = {
+      location: storage.location,
+      put: (key, body) => storage.put(key, body),
+      get: (key, range) => storage.get(key, range),
+      head: (key) => storage.head(key),
+      list: (prefix) => storage.list(prefix),
+      delete: async (key) => {
+        await storage.delete(key);
+        stop.abort();
+      },
+      close: () => storage.close(),
+    };
+    await assert.rejects(
+      pruneBackups({
+        storage: deleting,
+        policy,
+        keyring: keyringFromEnv(env),
+        signal: stop.signal,
+      }),
+      (error: Error) => error.name === "AbortError",
+    );
+    const listing = await listBackups(storage, "kept");
+    assert.equal(listing.backups.length, 2);
+    assert.deepEqual([listing.incomplete, listing.damaged], [[], []]);
+  });
+});

@@ -158,7 +158,7 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
           // An empty source (a share not mounted, a mount point left empty) must
           // not push real backups out: such a run prunes nothing.
           ? { skipped: "the backup archived no file" }
-          : await applyRetention(storage, policy, keyring, log);
+          : await applyRetention(storage, policy, keyring, log, options.signal);
         if ("skipped" in result.prune) log.event("prune_skipped", { reason: result.prune.skipped });
       }
     } catch (error) {
@@ -198,7 +198,12 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
     await log.save();
     // A store that just failed as unreachable (each request given up after
     // minutes of silence) is not tried again: the log goes up with the next run.
-    const upload: UploadReport = storage && result.error?.code !== "STORAGE_UNREACHABLE"
+    const unreachable = [
+      result.error,
+      result.prune && "error" in result.prune && result.prune.error,
+    ]
+      .some((error) => error && error.code === "STORAGE_UNREACHABLE");
+    const upload: UploadReport = storage && !unreachable
       ? await uploadPendingLogs(storage, policy.id, paths)
       : { uploaded: [], failed: [] };
     const key = logKey(policy.id, log.fileName);
@@ -223,9 +228,10 @@ async function applyRetention(
   policy: Policy,
   keyring: Keyring,
   log: RunLog,
+  signal: AbortSignal | undefined,
 ): Promise<NonNullable<AgentRunResult["prune"]>> {
   try {
-    const pruned = await pruneBackups({ storage, policy, keyring });
+    const pruned = await pruneBackups({ storage, policy, keyring, signal });
     const outcome = {
       kept: pruned.kept.length,
       removed: pruned.removed.map((backup) => backup.key_backup),
