@@ -1267,7 +1267,7 @@ Deno.test("status and remove on Linux: systemctl show, then disable --now and de
   );
   assert.equal(await schedule(w, ["status", "--policy", w.policy], never, LINUX), 0);
   const changed = w.out();
-  assert.equal(changed.last_result_meaning, "has not run yet");
+  assert.equal(changed.last_result_meaning, "has not run since systemd started");
   assert.equal(changed.policy_schedule, "30 4 * * *");
   assert.equal(changed.schedule_matches_policy, false);
   assert.match(String(changed.note), /schedule install" again/);

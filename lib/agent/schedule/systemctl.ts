@@ -112,14 +112,15 @@ export interface SystemdStatus {
 /**
  * What the service's Result and ExecMainStatus say of the last run. Before
  * any run systemd reports Result=success and status 0: a service that never
- * exited (no ExecMainExitTimestamp) has not run yet.
+ * exited (no ExecMainExitTimestamp) has not run since systemd started.
  */
 export function systemdResultMeaning(
   result: string | null,
   exitStatus: number | null,
   exitTime: string | null,
 ): string {
-  if (!exitTime || exitTime === "n/a") return "has not run yet";
+  // systemd forgets the last run when it restarts (a reboot).
+  if (!exitTime || exitTime === "n/a") return "has not run since systemd started";
   if (result === "success" || result === "exit-code") {
     const code = exitStatus ?? 0;
     return EXIT_CODE_MEANINGS[code] ?? `exit code ${code}`;
