@@ -16,7 +16,10 @@
  *   source paths in its sealed manifest (restic groups by host and paths).
  *   Another machine or policy file using the same policy id is left alone;
  * - it is not dated after now (a wrong clock): such a backup is left alone,
- *   so it can never push out the real ones.
+ *   so it can never push out the real ones;
+ * - it archived at least one file: the empty backups of a share that was not
+ *   mounted must not push out the real ones either;
+ * - it is where its manifest says it was written: a copy is not a backup.
  * Incomplete objects (a backup still running) are never touched either.
  *
  * A backup is deleted manifest first: from that moment it is no longer a
@@ -219,7 +222,16 @@ async function whyNotCounted(
     );
     if (header.length !== HEADER_SIZE) throw integrityError("the backup object is truncated");
     const head = await openManifestHead(manifest, await openHeader(header, keyring));
-    if (manifest.host !== host) return `made on another host ("${manifest.host}")`;
+    // Host names are case-insensitive.
+    if (manifest.host.toLowerCase() !== host.toLowerCase()) {
+      return `made on another host ("${manifest.host}")`;
+    }
+    // A copy (the two files copied to other folders) is not another backup.
+    if (manifest.object.key !== backup.key_backup) {
+      return `a copy of ${manifest.object.key}`;
+    }
+    // An empty backup (a share that was not mounted) must not push real ones out.
+    if (manifest.summary.files === 0) return "archived no file";
     sources = head.sources;
   } catch (error) {
     const failure = toIntellistorError(error);

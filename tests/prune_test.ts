@@ -170,6 +170,14 @@ Deno.test("prune counts only backups it can verify, of this policy's paths and h
     assert.notEqual(edited, manifest);
     await Deno.writeTextFile(file(manifestKeyFor(forgedKey)), edited);
 
+    // A copy of the newest backup in another folder ("keep-forever/…") is not another backup.
+    const copyKey = ours[2].replace("backups/kept/", "backups/kept/keep-forever/");
+    for (const key of [ours[2], manifestKeyFor(ours[2])]) {
+      const target = file(key.replace("backups/kept/", "backups/kept/keep-forever/"));
+      await Deno.mkdir(path.dirname(target), { recursive: true });
+      await Deno.copyFile(file(key), target);
+    }
+
     const result = await pruneBackups({ storage, policy: ourPolicy, keyring, dryRun: true });
     assert.deepEqual(result.kept.map((b) => b.key_backup), [ours[2]]);
     assert.deepEqual(result.removed.map((b) => b.key_backup), [ours[1], ours[0]]);
@@ -178,7 +186,17 @@ Deno.test("prune counts only backups it can verify, of this policy's paths and h
     assert.match(why.get(foreign) ?? "", /cannot be verified/);
     assert.match(why.get(future) ?? "", /dated after now/);
     assert.match(why.get(forgedKey) ?? "", /cannot be verified/);
-    assert.equal(result.untouched.length, 4);
+    assert.equal(why.get(copyKey), `a copy of ${ours[2]}`);
+    assert.equal(result.untouched.length, 5);
+    // Host names are compared as DNS compares them, without case.
+    const shouted = await pruneBackups({
+      storage,
+      policy: ourPolicy,
+      keyring,
+      host: result.host.toUpperCase(),
+      dryRun: true,
+    });
+    assert.deepEqual(shouted.removed, result.removed);
 
     // The same paths written another way (a trailing slash) are the same paths.
     const reworded = validatePolicy(
@@ -196,7 +214,7 @@ Deno.test("prune counts only backups it can verify, of this policy's paths and h
         /another host|other paths|verified|after now/.test(u.reason)
       ),
     );
-    assert.equal((await listBackups(storage, "kept")).backups.length, 7, "nothing deleted");
+    assert.equal((await listBackups(storage, "kept")).backups.length, 8, "nothing deleted");
   });
 });
 
@@ -270,8 +288,18 @@ Deno.test("agent run: after its backup the agent prunes by the policy's rules, o
       await Deno.remove(path.join(source, "a.txt"));
       const empty = await agentRun();
       assert.equal(empty.code, 0, empty.stderr);
-      assert.deepEqual(empty.json().prune, { skipped: "the backup archived no file" });
-      assert.equal((await listBackups(s3, "kept")).backups.length, 3);
+      assert.deepEqual(empty.json().prune, { kept: 2, removed: [], untouched: 1 });
+      // Nor when the share is back: empty backups never take a place.
+      await Deno.writeTextFile(path.join(source, "a.txt"), "dados\n");
+      const back = await agentRun();
+      assert.equal(back.code, 0, back.stderr);
+      const after = back.json() as { backup: { key_backup: string }; prune: unknown };
+      // The two newest real backups are kept; the empty one took no place.
+      assert.deepEqual(after.prune, { kept: 2, removed: [old[2]], untouched: 1 });
+      const left = (await listBackups(s3, "kept")).backups.map((b) => b.key_backup);
+      assert.ok(left.includes(result.backup.key_backup), "the real backup before the empty one");
+      assert.ok(left.includes(after.backup.key_backup));
+      assert.equal(left.length, 3, "and the empty one, untouched");
     });
   } finally {
     await s3.close();

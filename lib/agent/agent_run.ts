@@ -58,7 +58,7 @@ export interface AgentRunResult {
    * backups were kept and which were deleted, or why that failed (the run's
    * status and exit code are the backup's either way).
    */
-  prune?: { kept: number; removed: string[]; untouched: number } | { skipped: string } | {
+  prune?: { kept: number; removed: string[]; untouched: number } | {
     error: { code: string; message: string; hint: string };
   };
   /** Logs of earlier runs that went up with this one. */
@@ -154,12 +154,7 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
       result.exit_code = partial ? ExitCode.partial : ExitCode.ok;
       log.event("result", { status: result.status, ...result.backup });
       if (retentionEnabled(policy.retention)) {
-        result.prune = backup.files === 0
-          // An empty source (a share not mounted, a mount point left empty) must
-          // not push real backups out: such a run prunes nothing.
-          ? { skipped: "the backup archived no file" }
-          : await applyRetention(storage, policy, keyring, log, options.signal);
-        if ("skipped" in result.prune) log.event("prune_skipped", { reason: result.prune.skipped });
+        result.prune = await applyRetention(storage, policy, keyring, log, options.signal);
       }
     } catch (error) {
       const failure = toIntellistorError(error);
@@ -237,7 +232,11 @@ async function applyRetention(
       removed: pruned.removed.map((backup) => backup.key_backup),
       untouched: pruned.untouched.length,
     };
-    log.event("prune", outcome);
+    // Why backups were left alone, counted by reason: a renamed host or an
+    // edited path list shows here before such backups pile up unnoticed.
+    const reasons: Record<string, number> = {};
+    for (const { reason } of pruned.untouched) reasons[reason] = (reasons[reason] ?? 0) + 1;
+    log.event("prune", { ...outcome, untouched_reasons: reasons });
     return outcome;
   } catch (error) {
     const { code, message, hint } = toIntellistorError(error).toJSON().error;

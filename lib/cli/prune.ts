@@ -15,16 +15,17 @@ what was removed. The agent does the same after each backup that succeeds
 (or is partial) and archived at least one file.
 
 Only backups this policy made on this host are counted: each manifest must
-open with the key, name this host, and list the policy's paths. Backups of
-other hosts or paths, backups dated after now, and incomplete or damaged ones
-are left alone ("untouched").
+open with the key, name this host, list the policy's paths and hold at least
+one file. Backups of other hosts or paths, copies, empty backups, backups dated
+after now, and incomplete or damaged ones are left alone ("untouched", with why).
 
   --policy FILE    the policy: its id, paths and retention rules, its destination
   --env-file FILE  .env file with credentials and the key (default: ./.env if present)
   --dry-run        print the plan and delete nothing
   --host NAME      count the backups of that host instead of this one
 Exit codes: 0 ok, 1 the store failed (nothing more is deleted; run it again),
-2 usage or the policy keeps every backup (no retention rule set), 10 no bucket.`;
+2 usage, no key, or the policy keeps every backup (no retention rule set),
+10 no bucket, 130 stopped (Ctrl+C, SIGTERM) between two backups' deletions.`;
 
 export async function pruneCommand(argv: string[], io: CliIo): Promise<number> {
   const flags = parseFlags("prune", argv, {
@@ -58,6 +59,7 @@ export async function pruneCommand(argv: string[], io: CliIo): Promise<number> {
         keyring: context.keyring,
         host: flags.host,
         dryRun: flags["dry-run"] ?? false,
+        signal: io.signal,
       }),
     );
     return 0;
