@@ -12,7 +12,7 @@ Deletes the policy's backups that its "retention" rules do not keep (restic's
 forget: keep_last, keep_daily, keep_weekly, keep_monthly; a backup any rule
 keeps is kept), and prints what was kept, with the rules that keep each, and
 what was removed. The agent does the same after each backup that succeeds
-(or is partial) and archived at least one file.
+(or is partial).
 
 Only backups this policy made on this host are counted: each manifest must
 open with the key, name this host, list the policy's paths and hold at least
