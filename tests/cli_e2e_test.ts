@@ -618,3 +618,26 @@ Deno.test({
     assert.match(error.message, /^Cannot write the result to standard output/);
   },
 });
+
+Deno.test("run from a folder without the .env, KEY_MISSING says no .env was read, not only 'make a key'", async () => {
+  const work = await Deno.makeTempDir({ prefix: "intellistor-noenv-" });
+  try {
+    await Deno.writeTextFile(
+      path.join(work, "p.yaml"),
+      `id: p\npaths: [${JSON.stringify(work)}]\ndestination: {type: local, path: ${
+        JSON.stringify(path.join(work, "store"))
+      }}\n`,
+    );
+    const result = await runCli(
+      ["restore", "--policy", "p.yaml", "--key", "backups/p/x/y/backup.tar.gz.enc", "--out", "o"],
+      { cwd: work },
+    );
+    assert.equal(result.code, 2);
+    const error = result.error();
+    assert.equal(error.code, "KEY_MISSING");
+    assert.match(error.message, /No \.env file was read: there is none in /);
+    assert.match(error.hint, /--env-file/);
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});

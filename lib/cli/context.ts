@@ -2,6 +2,7 @@
 import path from "node:path";
 import { type Environment, loadEnvironment } from "../config/env.ts";
 import { type Keyring, keyringFromEnv } from "../crypto/keys.ts";
+import { IntellistorError } from "../errors.ts";
 import { type Policy, readPolicy } from "../policy/policy.ts";
 import { openStorage, type StorageTarget } from "../storage/from_policy.ts";
 import type { CliIo } from "./io.ts";
@@ -26,7 +27,22 @@ export interface CommandContext extends StoreContext {
 /** Policy, environment and keyring; the keyring is checked before any network call. */
 export async function loadContext(io: CliIo, options: ContextOptions): Promise<CommandContext> {
   const { policy, env, envFile } = await readPolicyAndEnvironment(io, options);
-  const keyring = policyKeyring(policy, env);
+  let keyring: Keyring;
+  try {
+    keyring = policyKeyring(policy, env);
+  } catch (error) {
+    // Run from another folder, the .env was simply not found: say so, before
+    // anyone follows the hint to generate a key that opens none of the backups.
+    if (error instanceof IntellistorError && error.code === "KEY_MISSING" && !envFile) {
+      throw new IntellistorError(
+        "KEY_MISSING",
+        `${error.message} No .env file was read: there is none in ${io.cwd}.`,
+        "Give --env-file with the .env that holds the key (or run the command from its " +
+          "folder). Backups open only with the key they were made with; a new key opens none.",
+      );
+    }
+    throw error;
+  }
   return { policy, env, envFile, keyring, ...await openStorage(policy, env) };
 }
 
