@@ -40,13 +40,6 @@ export interface ListResult {
   damaged: DamagedBackup[];
 }
 
-/** Carries an inspect callback's error past the per-manifest catch. */
-class InspectFailed extends Error {
-  constructor(override readonly cause: unknown) {
-    super("inspect failed");
-  }
-}
-
 export interface DamagedBackup {
   key_backup: string;
   key_manifest: string;
@@ -79,6 +72,7 @@ export async function listBackups(
     const objectKey = key.slice(0, -MANIFEST_NAME.length) + OBJECT_NAME;
     const storedSize = objects.get(objectKey);
     objects.delete(objectKey);
+    let listed: { backup: BackupListing; manifest: Manifest };
     try {
       const text = new TextDecoder().decode(await readAll(await storage.get(key)));
       const manifest = parseManifest(text, key);
@@ -108,20 +102,17 @@ export async function listBackups(
         size: manifest.object.size,
         skipped: manifest.summary.skipped,
       };
-      backups.push(backup);
-      if (options.inspect) {
-        // Not this backup's damage: whatever it throws ends the listing.
-        await options.inspect(backup, manifest).catch((error) => {
-          throw new InspectFailed(error);
-        });
-      }
+      listed = { backup, manifest };
     } catch (error) {
-      if (error instanceof InspectFailed) throw error.cause;
       const failure = toIntellistorError(error);
       // The store failing is not damage to one backup: it ends the listing.
       if (STORE_FAILURES.has(failure.code)) throw failure;
       damaged.push({ key_backup: objectKey, key_manifest: key, message: failure.message });
+      continue;
     }
+    backups.push(listed.backup);
+    // Not this backup's damage: whatever the callback throws ends the listing.
+    await options.inspect?.(listed.backup, listed.manifest);
   }
   backups.sort((a, b) =>
     a.timestamp.localeCompare(b.timestamp) || a.backup_id.localeCompare(b.backup_id)

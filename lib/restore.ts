@@ -77,6 +77,20 @@ export interface RestoreResult {
 /** Largest manifest accepted (a manifest is read into memory). */
 const MANIFEST_LIMIT = 1 << 30;
 
+/**
+ * Reads the backup object's header (its first HEADER_SIZE bytes, one ranged
+ * read) and opens it with the keyring: the backup's keys.
+ */
+export async function openObjectHeader(
+  storage: Storage,
+  key: string,
+  keyring: Keyring,
+): Promise<StreamKeys> {
+  const header = await readAll(await storage.get(key, { start: 0, end: HEADER_SIZE }), HEADER_SIZE);
+  if (header.length !== HEADER_SIZE) throw integrityError(`Backup object "${key}" is truncated`);
+  return await openHeader(header, keyring);
+}
+
 export async function runRestore(options: RestoreOptions): Promise<RestoreResult> {
   const startedMs = performance.now();
   const platform = options.platform ?? currentPlatform;
@@ -88,10 +102,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
   const { objectKey: key, manifestKey } = parseBackupKey(options.key);
   const manifest = await fetchManifest(storage, key, manifestKey);
   assertManifestFor(manifest.value, key);
-  const header = await readAll(await storage.get(key, { start: 0, end: HEADER_SIZE }), HEADER_SIZE);
-  const reads = { downloaded: manifest.bytes + header.length };
-  if (header.length !== HEADER_SIZE) throw integrityError(`Backup object "${key}" is truncated`);
-  const keys = await openHeader(header, options.keyring);
+  const keys = await openObjectHeader(storage, key, options.keyring);
+  const reads = { downloaded: manifest.bytes + HEADER_SIZE };
   // Every entry is held, compactly, to check the archive's against; each is
   // selected or not as it is read.
   const entries = new EntryTable();

@@ -28,13 +28,12 @@
  */
 import { hostname } from "node:os";
 import type { Keyring } from "./crypto/keys.ts";
-import { HEADER_SIZE, openHeader } from "./crypto/stream.ts";
 import { integrityError, STORE_FAILURES, toIntellistorError } from "./errors.ts";
 import { type BackupListing, listBackups } from "./list.ts";
 import { type Manifest, manifestKeyFor, openManifestHead } from "./manifest.ts";
 import { comparisonKey, type Policy, type Retention, validatePolicy } from "./policy/policy.ts";
+import { openObjectHeader } from "./restore.ts";
 import type { Storage } from "./storage/storage.ts";
-import { readAll } from "./streams.ts";
 
 export type KeepReason = "last" | "daily" | "weekly" | "monthly" | "oldest";
 
@@ -216,12 +215,8 @@ async function whyNotCounted(
     if (!(parseTimestamp(backup.timestamp).getTime() <= latest)) {
       return "dated after now (is a clock wrong?)";
     }
-    const header = await readAll(
-      await storage.get(backup.key_backup, { start: 0, end: HEADER_SIZE }),
-      HEADER_SIZE,
-    );
-    if (header.length !== HEADER_SIZE) throw integrityError("the backup object is truncated");
-    const head = await openManifestHead(manifest, await openHeader(header, keyring));
+    const keys = await openObjectHeader(storage, backup.key_backup, keyring);
+    const head = await openManifestHead(manifest, keys);
     // Host names are case-insensitive.
     if (manifest.host.toLowerCase() !== host.toLowerCase()) {
       return `made on another host ("${manifest.host}")`;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { formatTimestamp } from "./backup.ts";
 import type { BackupListing } from "./list.ts";
 import { IntellistorError } from "./errors.ts";
 import { parseTimestamp, planRetention } from "./retention.ts";
@@ -6,8 +7,7 @@ import { DEFAULT_RETENTION, type Retention } from "./policy/policy.ts";
 
 /** The key timestamp (UTC) of a local time: the rules work on local days, whatever TZ is. */
 function local(month: number, day: number, hour: number): string {
-  const date = new Date(2026, month - 1, day, hour);
-  return date.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+  return formatTimestamp(new Date(2026, month - 1, day, hour));
 }
 
 /** A listed backup taken at `timestamp`. */

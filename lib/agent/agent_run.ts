@@ -193,11 +193,9 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
     await log.save();
     // A store that just failed as unreachable (each request given up after
     // minutes of silence) is not tried again: the log goes up with the next run.
-    const unreachable = [
-      result.error,
-      result.prune && "error" in result.prune && result.prune.error,
-    ]
-      .some((error) => error && error.code === "STORAGE_UNREACHABLE");
+    const pruneError = result.prune && "error" in result.prune ? result.prune.error : undefined;
+    const unreachable = [result.error, pruneError]
+      .some((error) => error?.code === "STORAGE_UNREACHABLE");
     const upload: UploadReport = storage && !unreachable
       ? await uploadPendingLogs(storage, policy.id, paths)
       : { uploaded: [], failed: [] };

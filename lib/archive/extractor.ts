@@ -128,11 +128,12 @@ export class Extractor {
           continue; // reported as a failure during extraction
         }
         // An existing directory is merged into; a file or link where one goes is in the way.
-        const taken = this.#options.known.get(name)?.type === "dir"
+        const isDirectory = this.#options.known.get(name)?.type === "dir";
+        const taken = isDirectory
           ? standsInForDirectory(target, this.#platform)
           : pathExistsSync(target, this.#platform, { symlinks: true });
         if (taken) clashes.push(name);
-        if (taken && this.#options.known.get(name)?.type === "dir") inTheWay.push(name);
+        if (taken && isDirectory) inTheWay.push(name);
         if (clashes.length >= 5) break;
       }
     }
@@ -481,9 +482,9 @@ export class Extractor {
     if (error instanceof IntellistorError && error.exitCode === ExitCode.integrity) {
       return "integrity";
     }
-    for (let end = name.lastIndexOf("/"); end > 0; end = name.lastIndexOf("/", end - 1)) {
-      const parent = this.#options.known.get(name.slice(0, end));
-      if (parent !== undefined && parent.type !== "dir") return "integrity";
+    for (const parent of parentPaths(name)) {
+      const listed = this.#options.known.get(parent);
+      if (listed !== undefined && listed.type !== "dir") return "integrity";
     }
     return "write";
   }
@@ -493,12 +494,18 @@ export class Extractor {
   }
 }
 
-/** Every directory that holds one of `names` ("a/b/c" gives "a" and "a/b"). */
+/** The directories above `name`, nearest first: "a/b/c" gives "a/b", then "a". */
+function* parentPaths(name: string): Generator<string> {
+  for (let end = name.lastIndexOf("/"); end > 0; end = name.lastIndexOf("/", end - 1)) {
+    yield name.slice(0, end);
+  }
+}
+
+/** Every directory that holds one of `names`. */
 function parentsOf(names: Iterable<string>): Set<string> {
   const parents = new Set<string>();
   for (const name of names) {
-    for (let end = name.lastIndexOf("/"); end > 0; end = name.lastIndexOf("/", end - 1)) {
-      const parent = name.slice(0, end);
+    for (const parent of parentPaths(name)) {
       if (parents.has(parent)) break; // and so are its own parents
       parents.add(parent);
     }
