@@ -599,14 +599,15 @@ Deno.test("systemd ExecStart quoting: specifiers, variables, quotes and backslas
   assert.deepEqual(service.Service.WorkingDirectory, ["/opt/50%%"]);
 });
 
-Deno.test("crontab line: the cron, then the command quoted for sh, % escaped", () => {
+Deno.test("crontab line: the cron, the time limit, then the command quoted for sh, % escaped", () => {
   assert.equal(
-    crontabLine(parseCron("0  2 * * *"), LINUX_COMMAND),
-    "0 2 * * * /opt/intellistor/intellistor agent run --policy '/srv/políticas/Cópia de p.yaml' " +
-      "--env-file /etc/intellistor/.env",
+    crontabLine(parseCron("0  2 * * *"), LINUX_COMMAND, 43200),
+    "0 2 * * * timeout -k 90 43200 /opt/intellistor/intellistor agent run " +
+      "--policy '/srv/políticas/Cópia de p.yaml' --env-file /etc/intellistor/.env",
   );
+  // PT0S: no limit, no timeout.
   assert.equal(
-    crontabLine(parseCron("@daily"), ["/opt/i", "--policy", "/srv/100% p.yaml"]),
+    crontabLine(parseCron("@daily"), ["/opt/i", "--policy", "/srv/100% p.yaml"], 0),
     "@daily /opt/i --policy '/srv/100\\% p.yaml'",
   );
 });
@@ -1171,8 +1172,8 @@ Deno.test("install --print on Linux: the crontab line and the units, nothing ins
   const out = w.out();
   assert.equal(
     out.crontab,
-    `*/15 9-17 * * MON-FRI /opt/intellistor/intellistor agent run --policy '${w.policy}' ` +
-      `--env-file ${w.envFile}`,
+    `*/15 9-17 * * MON-FRI timeout -k 90 43200 /opt/intellistor/intellistor agent run ` +
+      `--policy '${w.policy}' --env-file ${w.envFile}`,
   );
   assert.deepEqual(out.on_calendar, ["Mon..Fri *-*-* 09..17:00,15,30,45:00"]);
   assert.equal((out.units as { name: string }).name, "intellistor-sched-test");

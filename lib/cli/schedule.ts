@@ -289,14 +289,15 @@ async function installOnLinux(
   const prepared = await prepare(command, flags, io, false);
   const scope = scopeOf(flags);
   const timeLimit = flags["time-limit"] ?? DEFAULT_TIME_LIMIT;
+  const limitSeconds = timeLimitSeconds(timeLimit);
   const units = systemdUnits(prepared.schedule, {
     policyId: prepared.policyId,
     command: prepared.run,
     workingDirectory: prepared.workingDirectory,
     scope,
-    timeLimitSeconds: timeLimitSeconds(timeLimit),
+    timeLimitSeconds: limitSeconds,
   });
-  const crontab = crontabLine(prepared.schedule, prepared.run);
+  const crontab = crontabLine(prepared.schedule, prepared.run, limitSeconds);
   const summary = {
     scheduler: "systemd",
     scope,
