@@ -51,6 +51,16 @@ export function pathApi(platform: Platform): typeof path.win32 {
   return platform === "windows" ? path.win32 : path.posix;
 }
 
+/** `/src/` → `/src`, `C:\data\` → `C:\data`; a root (`/`, `C:\`, `\\server\share\`) stays as it is. */
+export function withoutTrailingSeparator(directory: string, platform: Platform): string {
+  const api = pathApi(platform);
+  let out = directory;
+  while (out.length > 1 && out.endsWith(api.sep) && api.dirname(out) !== out) {
+    out = out.slice(0, -1);
+  }
+  return out;
+}
+
 // Device names, also with an extension or spaces before it ("NUL.txt", "CON .log").
 const WINDOWS_RESERVED = /^(con|prn|aux|nul|conin\$|conout\$|com[0-9¹²³]|lpt[0-9¹²³]) *(\..*)?$/i;
 // deno-lint-ignore no-control-regex

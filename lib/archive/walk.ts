@@ -30,6 +30,7 @@ import {
   pathApi,
   type Platform,
   windowsRewritesName,
+  withoutTrailingSeparator,
   withoutVerbatimPrefix,
 } from "../safe_path.ts";
 import type { BackupWarning, EntryType } from "./catalog.ts";
@@ -161,16 +162,6 @@ export async function* walkSources(
     const directory = withoutTrailingSeparator(pathApi(platform).normalize(root), platform);
     yield* walkDirectory(directory, several ? rootName : "", false, context);
   }
-}
-
-/** `/src/` → `/src`; a root (`/`, `C:\`) stays as it is. */
-function withoutTrailingSeparator(directory: string, platform: Platform): string {
-  const api = pathApi(platform);
-  let out = directory;
-  while (out.length > 1 && out.endsWith(api.sep) && api.dirname(out) !== out) {
-    out = out.slice(0, -1);
-  }
-  return out;
 }
 
 /**

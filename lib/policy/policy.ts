@@ -14,6 +14,7 @@ import YAML from "npm:yaml@2.9.1";
 import { IntellistorError } from "../errors.ts";
 import { readConfigFile } from "../config/config_file.ts";
 import { describePatternProblem } from "../glob.ts";
+import { currentPlatform, withoutTrailingSeparator } from "../safe_path.ts";
 import { CronError, parseCron } from "./cron.ts";
 
 /** Backups go to an S3 bucket (AWS or S3-compatible). Empty strings mean "from the environment". */
@@ -872,13 +873,7 @@ function absolutePathProblem(value: string): string | undefined {
 
 /** A form of the path in which equal paths compare equal: normalized, no trailing separator, case-folded on Windows. */
 export function comparisonKey(value: string): string {
-  let normalized = path.normalize(value);
-  // Keep "/" and "C:\" as they are; strip other trailing separators.
-  while (
-    normalized.length > 1 && /[\\/]$/.test(normalized) && !/^[A-Za-z]:[\\/]$/.test(normalized)
-  ) {
-    normalized = normalized.slice(0, -1);
-  }
+  const normalized = withoutTrailingSeparator(path.normalize(value), currentPlatform);
   return isWindows ? normalized.toLowerCase() : normalized;
 }
 
