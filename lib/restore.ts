@@ -320,11 +320,6 @@ async function salvage(pass: Pass, damage: IntellistorError): Promise<void> {
   let end = order.length;
   while (end > 0 && endOf(order[end - 1]) > storedSize) end--;
   for (const index of order.slice(end)) giveUp(index, "the stored object ends before it");
-  // For each position, the last position of its run of adjacent segments.
-  const runEnd: number[] = [];
-  for (let k = end - 1; k >= 0; k--) {
-    runEnd[k] = k + 1 < end && order[k + 1] === order[k] + 1 ? runEnd[k + 1] : k;
-  }
 
   let at = 0;
   while (at < end) {
@@ -339,8 +334,8 @@ async function salvage(pass: Pass, damage: IntellistorError): Promise<void> {
     }
     // The rest, run by run, until the next damage sends the loop round again.
     try {
-      for (let start = at; start < end; start = runEnd[start] + 1) {
-        await restoreRun(pass, segments[order[start]], segments[order[runEnd[start]]]);
+      for (const run of contiguousRuns(order.slice(at, end), segments)) {
+        await restoreRun(pass, run[0], run[run.length - 1]);
       }
       break;
     } catch (error) {
