@@ -1,6 +1,6 @@
 /**
  * `deno task bench [--size small|medium|many-small|large | --data DIR] [--runs N] [--json FILE]
- *   [--keep]`
+ *   [--keep]` (`--help` prints this usage)
  * `deno task bench --memory-scaling [--json FILE] [--keep]`
  *
  * Benchmarks our backup / restore (the CLI, as a subprocess, to a local store) against
@@ -94,21 +94,37 @@ interface RunResult {
   stdout: string;
 }
 
-const { values: flags } = parseArgs({
-  args: Deno.args,
-  options: {
-    data: { type: "string" },
-    size: { type: "string" },
-    json: { type: "string" },
-    runs: { type: "string", default: "3" },
-    keep: { type: "boolean", default: false },
-    "memory-scaling": { type: "boolean", default: false },
-  },
-});
+const USAGE = `Usage:
+  deno task bench [--size small|medium|many-small|large | --data DIR] [--runs N] [--json FILE] [--keep]
+  deno task bench --memory-scaling [--json FILE] [--keep]
+(README.md, "Performance", says what each measures.)`;
 const usage = (message: string): never => {
-  console.error(message);
+  console.error(`${message}\n${USAGE}`);
   Deno.exit(2);
 };
+const flags = (() => {
+  try {
+    return parseArgs({
+      args: Deno.args,
+      options: {
+        data: { type: "string" },
+        size: { type: "string" },
+        json: { type: "string" },
+        runs: { type: "string", default: "3" },
+        keep: { type: "boolean", default: false },
+        "memory-scaling": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }).values;
+  } catch (error) {
+    // An unknown option or a missing value: say so, without a stack.
+    return usage(error instanceof Error ? error.message : String(error));
+  }
+})();
+if (flags.help) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
 if (flags.size !== undefined && !(SIZES as readonly string[]).includes(flags.size)) {
   usage(`--size must be one of ${SIZES.join(", ")}, not ${flags.size}`);
 }
