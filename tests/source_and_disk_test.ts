@@ -245,3 +245,43 @@ Deno.test("many small files into a disk that fills: IO_ERROR, and every file lef
     });
   });
 });
+
+Deno.test({
+  name: "sources named through links (the folder, a file, a parent) are read by their real paths",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await withTempDir("src", async (work) => {
+      const real = path.join(work, "disk", "data");
+      await Deno.mkdir(path.join(real, "sub"), { recursive: true });
+      await Deno.writeTextFile(path.join(real, "a.txt"), "a");
+      await Deno.writeTextFile(path.join(real, "sub", "b.txt"), "b".repeat(3 << 20)); // a large file
+      await Deno.writeTextFile(path.join(work, "disk", "one.conf"), "conf");
+      await Deno.symlink(real, path.join(work, "data-link")); // the folder itself
+      await Deno.symlink(path.join(work, "disk"), path.join(work, "mnt")); // a parent
+      await Deno.symlink(path.join(work, "disk", "one.conf"), path.join(work, "conf-link")); // a file
+      const storage = new LocalStorage(path.join(work, "store"));
+      const cases = [
+        { paths: [path.join(work, "data-link"), path.join(work, "conf-link")], files: 3 },
+        { paths: [path.join(work, "mnt", "data")], files: 2 },
+      ];
+      for (const { paths, files } of cases) {
+        const policy = validatePolicy({ id: "links", paths }, "t");
+        const backup = await runBackup({ policy, storage, keyring });
+        // On Linux each file's open is checked against its real path: a root
+        // through a link must not look like a folder swapped during the backup.
+        assert.deepEqual(backup.warnings, []);
+        assert.equal(backup.partial, false);
+        assert.equal(backup.files, files);
+        const out = path.join(work, `out-${backup.backup_id}`);
+        const restored = await runRestore({
+          storage,
+          keyring,
+          key: backup.key_backup,
+          outDir: out,
+        });
+        assert.equal(restored.integrity, "ok");
+        assert.equal(restored.restored, restored.found);
+      }
+    });
+  },
+});

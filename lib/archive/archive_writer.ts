@@ -7,6 +7,7 @@
  * segments it needs. Each file is hashed while it is read, and read once.
  */
 import { createHash } from "node:crypto";
+import type { FileHandle } from "node:fs/promises";
 import type { BackupWarning, CatalogEntry, SegmentRecord } from "./catalog.ts";
 import { createPieceDeflater, defaultWorkerCount } from "./deflate_pool.ts";
 import {
@@ -16,6 +17,7 @@ import {
   type PieceMark,
 } from "./gzip_member.ts";
 import { encodeTarHeader, TAR_BLOCK, TAR_END, tarPadding } from "./tar.ts";
+import { openSource } from "./source_file.ts";
 import { describeIoError, type SourceEntry } from "./walk.ts";
 
 export const DEFAULT_SEGMENT_TARGET = 4 << 20;
@@ -258,17 +260,20 @@ async function* generateArchive(
           continue;
         }
       }
-      let file: Deno.FsFile | undefined;
+      let file: FileHandle | undefined;
       let size = source.size;
       let mtimeAtOpen: number | undefined;
       if (source.type === "file") {
         try {
-          file = await Deno.open(source.osPath ?? source.absolutePath, { read: true });
+          file = await openSource(source.osPath ?? source.absolutePath);
           const info = await file.stat();
+          if (!info.isFile()) {
+            throw new Error("is no longer a regular file (it was replaced during the backup)");
+          }
           size = info.size;
-          mtimeAtOpen = info.mtime?.getTime();
+          mtimeAtOpen = info.mtimeMs;
         } catch (error) {
-          file?.close();
+          await file?.close().catch(() => {});
           options.warn({
             path: source.absolutePath,
             message: describeIoError(error),
@@ -292,7 +297,8 @@ async function* generateArchive(
             const spare = member.spare();
             let n: number | null = null;
             try {
-              n = await file.read(spare.subarray(0, Math.min(size - copied, spare.length)));
+              const length = Math.min(size - copied, spare.length);
+              n = (await file.read(spare, 0, length, null)).bytesRead || null;
             } catch (error) {
               problem = describeIoError(error);
             }
@@ -324,7 +330,7 @@ async function* generateArchive(
             // Written to while read: the archive holds a consistent prefix of
             // `size` bytes, but maybe not one the file ever had. Say so.
             const after = await file.stat().catch(() => undefined);
-            if (after && (after.size !== size || after.mtime?.getTime() !== mtimeAtOpen)) {
+            if (after && (after.size !== size || after.mtimeMs !== mtimeAtOpen)) {
               options.warn({
                 path: source.absolutePath,
                 message: "file changed while being read; the copy may mix old and new content",
@@ -338,7 +344,7 @@ async function* generateArchive(
         yield* writeTar(ZERO_BLOCK.subarray(0, tarPadding(size)));
         if (segmentFull()) yield* closeSegment();
       } finally {
-        file?.close();
+        await file?.close().catch(() => {});
       }
     }
     yield* writeTar(TAR_END);

@@ -18,8 +18,10 @@
  * recorded for later entries can follow.
  */
 import { createHash } from "node:crypto";
+import fs from "node:fs";
 import { concatBytes } from "../crypto/bytes.ts";
 import { setUstarSize, TAR_BLOCK, tarPadding } from "./tar.ts";
+import { openSourceSync } from "./source_file.ts";
 import { describeIoError } from "./walk.ts";
 
 /**
@@ -159,21 +161,21 @@ function rebuild(
 
 /** A whole file, if it can be read and is at most `limit` bytes. */
 function readWhole(path: string, limit: number): Uint8Array | undefined {
-  let file: Deno.FsFile | undefined;
+  let fd: number | undefined;
   try {
-    file = Deno.openSync(path, { read: true });
+    fd = openSourceSync(path);
     const buffer = new Uint8Array(limit + 1);
     let filled = 0;
     while (filled < buffer.length) {
-      const n = file.readSync(buffer.subarray(filled));
-      if (n === null) return buffer.slice(0, filled);
+      const n = fs.readSync(fd, buffer, filled, buffer.length - filled, null);
+      if (n === 0) return buffer.slice(0, filled);
       filled += n;
     }
     return undefined;
   } catch {
     return undefined;
   } finally {
-    file?.close();
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 
@@ -193,22 +195,22 @@ function readInto(
   size: number,
 ): { size: number; note: string } {
   const spare = start + size < piece.length ? piece[start + size] : undefined;
-  let file: Deno.FsFile | undefined;
+  let fd: number | undefined;
   let filled = 0;
   try {
-    file = Deno.openSync(path, { read: true });
+    fd = openSourceSync(path);
     const room = piece.subarray(start, start + size + (spare === undefined ? 0 : 1));
     // At least one read, so that an empty file that grew is seen too.
     for (;;) {
-      const n = file.readSync(room.subarray(filled));
-      if (n === null) break;
+      const n = fs.readSync(fd, room, filled, room.length - filled, null);
+      if (n === 0) break;
       filled += n;
       if (filled >= size) break;
     }
   } catch (error) {
     return { size: -1, note: describeIoError(error) };
   } finally {
-    file?.close();
+    if (fd !== undefined) fs.closeSync(fd);
     if (spare !== undefined) piece[start + size] = spare;
   }
   const content = piece.subarray(start, start + Math.min(filled, size));

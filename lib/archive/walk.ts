@@ -145,8 +145,16 @@ export async function* walkSources(
       continue;
     }
     const rootName = sourceRootName(root, platform);
+    // Files are opened by their real path, which source_file.ts checks the
+    // opened file against (Linux): the root's own links resolved once here.
+    const realRoot = platform === "posix"
+      ? await fs.realPath(root).catch(() => undefined)
+      : undefined;
     if (!info.isDirectory || several) {
       const entry = toEntry(rootName, root, info, platform);
+      if (entry !== undefined && realRoot !== undefined && realRoot !== root) {
+        entry.osPath = realRoot;
+      }
       if (entry === undefined) {
         // A policy path that is a socket, FIFO or device archives nothing: partial, never "ok".
         leaveOut(options, root, "not a regular file, directory or symlink: nothing archived");
@@ -160,7 +168,8 @@ export async function* walkSources(
     // "/src//name", which no skipped path matches): names under it are then
     // joined by concatenation.
     const directory = withoutTrailingSeparator(pathApi(platform).normalize(root), platform);
-    yield* walkDirectory(directory, several ? rootName : "", false, context);
+    const realDirectory = realRoot !== undefined && realRoot !== directory ? realRoot : undefined;
+    yield* walkDirectory(directory, several ? rootName : "", false, context, realDirectory);
   }
 }
 
@@ -224,19 +233,25 @@ async function pathSetTest(
 
 /**
  * `literal`: a name on the way is one Win32 would rewrite, so every path
- * under it is given to Windows in its `\\?\` form.
+ * under it is given to Windows in its `\\?\` form. `realDirectory`: the
+ * directory's real path, when a root reached it through a link (POSIX);
+ * entries are then read by their real paths.
  */
 function* walkDirectory(
   directory: string,
   relativeDir: string,
   literal: boolean,
   context: WalkContext,
+  realDirectory?: string,
 ): Generator<SourceEntry> {
   const { options, platform, fs, skip } = context;
+  const realJoin = realDirectory === undefined
+    ? undefined
+    : (name: string) => realDirectory === "/" ? `/${name}` : `${realDirectory}/${name}`;
   let names: string[];
   try {
     names = [];
-    for (const item of fs.readDir(osPath(directory, platform, { literal }))) {
+    for (const item of fs.readDir(realDirectory ?? osPath(directory, platform, { literal }))) {
       names.push(item.name);
     }
   } catch (error) {
@@ -253,7 +268,7 @@ function* walkDirectory(
   for (const name of names) {
     const absolutePath = join(name);
     const literalHere = literal || (platform === "windows" && windowsRewritesName(name));
-    const openPath = osPath(absolutePath, platform, { literal: literalHere });
+    const openPath = realJoin?.(name) ?? osPath(absolutePath, platform, { literal: literalHere });
     if (name.includes("\uFFFD")) {
       // The OS gave a name that is not valid UTF-8; it cannot be opened by this name.
       leaveOut(
@@ -289,7 +304,7 @@ function* walkDirectory(
     if (openPath !== absolutePath) entry.osPath = openPath;
     yield entry;
     if (entry.type === "dir") {
-      yield* walkDirectory(absolutePath, relativePath, literalHere, context);
+      yield* walkDirectory(absolutePath, relativePath, literalHere, context, realJoin?.(name));
     }
   }
 }
@@ -350,8 +365,18 @@ function toEntry(
  * Both become "locked by another process": a warning, the backup goes on.
  */
 export function describeIoError(error: unknown, platform: Platform = currentPlatform): string {
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (error instanceof Deno.errors.NotFound) return "vanished before it could be read";
+  // Deno's errors, and node:fs's codes (source files are opened with node:fs).
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (error instanceof Deno.errors.PermissionDenied || code === "EACCES" || code === "EPERM") {
+    return "permission denied";
+  }
+  if (error instanceof Deno.errors.NotFound || code === "ENOENT") {
+    return "vanished before it could be read";
+  }
+  if (code === "ELOOP") {
+    return "was replaced by a symbolic link during the backup; not followed";
+  }
+  if (code === "ENXIO") return "was replaced by a socket during the backup";
   if (error instanceof Deno.errors.Busy || isLockedError(error, platform)) {
     return "locked by another process";
   }
