@@ -288,6 +288,19 @@ Deno.test("seed flow: policy-create, backup, pasted cli_restore, --only examples
       assert.ok(names.includes("Cópia de Diagrama_Solução.png"));
       assert.ok(names.includes("pasta vazia/"));
     });
+
+    await t.step(
+      "decrypt given the manifest instead of the object: USAGE, not a format error",
+      async () => {
+        const manifest = path.join("out", ...backup.s3.key_manifest.split("/"));
+        const result = await runCli(
+          ["decrypt", "--key", manifest, "--out", "m.tar.gz", "--env-file", world.envFile],
+          { cwd: world.work },
+        );
+        assert.equal(result.code, 2, result.stderr);
+        assert.equal(JSON.parse(result.stderr).error.code, "USAGE");
+      },
+    );
   } finally {
     await tearDown(world);
   }

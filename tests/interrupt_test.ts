@@ -123,7 +123,7 @@ Deno.test("Ctrl+C during a backup to S3: exit 130, no object, no incomplete mult
   }
 });
 
-Deno.test("Ctrl+C during a restore: exit 130, no partial file left in --out", async () => {
+Deno.test("Ctrl+C during a restore, and a decrypt: exit 130, no partial file left", async () => {
   const work = await Deno.makeTempDir({ prefix: "intellistor-int-restore-" });
   try {
     await makeSource(work);
@@ -154,6 +154,18 @@ Deno.test("Ctrl+C during a restore: exit 130, no partial file left in --out", as
         pseudoRandomBytes(16_000_000, index + 1),
       );
     }
+
+    // `decrypt` stops too: exit 130, no .tar.gz, no temporary file.
+    const decrypted = path.join(work, "plain");
+    await Deno.mkdir(decrypted);
+    const stopped = await interrupt(
+      ["decrypt", "--policy", "p.yaml", "--key", key, "--out", "plain/backup.tar.gz"],
+      work,
+      async () => (await allFiles(decrypted)).some((f) => f.endsWith(".partial")),
+    );
+    assert.equal(stopped.code, 130, stopped.stderr);
+    assert.equal(JSON.parse(stopped.stderr).error.code, "INTERRUPTED");
+    assert.deepEqual(await allFiles(decrypted), []);
   } finally {
     await Deno.remove(work, { recursive: true });
   }

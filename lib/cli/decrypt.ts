@@ -6,6 +6,7 @@ import { decryptStream } from "../crypto/stream.ts";
 import { integrityError, IntellistorError } from "../errors.ts";
 import {
   assertManifestFor,
+  MANIFEST_NAME,
   manifestKeyFor,
   OBJECT_NAME,
   parseBackupKey,
@@ -57,6 +58,13 @@ export async function decryptCommand(
     objectKey = parseBackupKey(key).objectKey;
   } else {
     const file = path.resolve(io.cwd, key);
+    if (path.basename(file) === MANIFEST_NAME) {
+      throw new IntellistorError(
+        "USAGE",
+        `--key names a manifest ("${key}"); decrypt takes the backup object`,
+        `Give the "${OBJECT_NAME}" beside it; the manifest is read from there.`,
+      );
+    }
     const { env } = await loadEnvironment(io.env, { envFile: flags["env-file"], cwd: io.cwd });
     keyring = keyringFromEnv(env);
     storage = new LocalStorage(path.dirname(file));
@@ -99,9 +107,11 @@ export async function decryptCommand(
           },
         }),
       );
+    // Ctrl+C / SIGTERM: the pipe stops with an AbortError, which run() reports as INTERRUPTED.
+    const signal = io.signal;
     if (target === undefined) {
       try {
-        await plain.pipeTo(stdout, { preventClose: true });
+        await plain.pipeTo(stdout, { preventClose: true, preventAbort: true, signal });
       } catch (error) {
         // The reader went away (e.g. `| head`): not an error of ours.
         if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
@@ -115,7 +125,7 @@ export async function decryptCommand(
     );
     try {
       const file = await Deno.open(temporary, { write: true, createNew: true });
-      await plain.pipeTo(file.writable);
+      await plain.pipeTo(file.writable, { signal });
       await Deno.rename(temporary, target);
     } catch (error) {
       await Deno.remove(temporary).catch(() => {});
