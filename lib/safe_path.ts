@@ -272,6 +272,9 @@ export function caseCollisions(
   return refused;
 }
 
+/** Directories a restore makes: never writable by others while it runs (see ensureDirectory). */
+const NEW_DIRECTORY_MODE = 0o755;
+
 /**
  * Creates `relativeDir` (and the directories above it) under `outDir`,
  * refusing any existing component that is not a real directory: a symlink
@@ -283,7 +286,10 @@ export async function ensureDirectory(
   platform: Platform = currentPlatform,
 ): Promise<string> {
   let current = path.resolve(outDir);
-  await Deno.mkdir(osPath(current, platform), { recursive: true });
+  // Never writable by others while the restore runs, whatever the umask: no
+  // one else can swap what is inside for a link (the backup's own modes are
+  // applied at the end).
+  await Deno.mkdir(osPath(current, platform), { recursive: true, mode: NEW_DIRECTORY_MODE });
   if (relativeDir === "") return current;
   resolveInside(outDir, relativeDir, platform);
   for (const segment of relativeDir.split("/")) {
@@ -297,7 +303,7 @@ export async function ensureDirectory(
     }
     if (info === undefined) {
       try {
-        await Deno.mkdir(target);
+        await Deno.mkdir(target, { mode: NEW_DIRECTORY_MODE });
       } catch (error) {
         if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
       }

@@ -3,6 +3,7 @@ import path from "node:path";
 import { IntellistorError } from "./errors.ts";
 import {
   caseCollisions,
+  ensureDirectory,
   ensureParentDirectory,
   foldedNameClashes,
   osPath,
@@ -198,4 +199,22 @@ Deno.test("foldedNameClashes: every name whose case-folded NFC spelling another 
     ["A.TXT", "a.TxT", "a.txt", nfc, nfd, "x/Y", "x/y"].sort(),
   );
   assert.equal(foldedNameClashes(["a", "b", "a/b"]).size, 0);
+});
+
+Deno.test({
+  name: "ensureDirectory: folders it makes are never writable by others, whatever the umask",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    const out = await Deno.makeTempDir();
+    const previous = Deno.umask(0);
+    try {
+      await ensureDirectory(path.join(out, "new"), "a/b");
+      for (const dir of ["new", "new/a", "new/a/b"]) {
+        assert.equal((await Deno.stat(path.join(out, dir))).mode! & 0o777, 0o755, dir);
+      }
+    } finally {
+      Deno.umask(previous);
+      await Deno.remove(out, { recursive: true });
+    }
+  },
 });
