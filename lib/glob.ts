@@ -43,6 +43,8 @@ export interface PathMatcher {
   (relativePath: string): boolean;
   /** The patterns as given by the user, for messages and JSON output. */
   readonly patterns: readonly string[];
+  /** The patterns that matched none of the paths asked about so far. */
+  unmatched(): string[];
 }
 
 /** Options for {@link compilePatterns}. */
@@ -71,11 +73,21 @@ export function compilePatterns(patterns: string[], options: PatternOptions = {}
   const compiled = patterns.map((pattern) =>
     compilePattern(pattern, options.caseInsensitive === true)
   );
+  const matchedOnce = compiled.map(() => false);
   const matcher = (relativePath: string): boolean => {
     const components = relativePath.normalize("NFC").split("/").filter((c) => c !== "");
-    return compiled.some((pattern) => matchesComponents(pattern, components));
+    let matched = false;
+    for (let i = 0; i < compiled.length; i++) {
+      // Once the answer is known, only patterns never matched yet are still tried.
+      if (matched && matchedOnce[i]) continue;
+      if (matchesComponents(compiled[i], components)) matched = matchedOnce[i] = true;
+    }
+    return matched;
   };
-  return Object.assign(matcher, { patterns: Object.freeze([...patterns]) });
+  return Object.assign(matcher, {
+    patterns: Object.freeze([...patterns]),
+    unmatched: () => patterns.filter((_, i) => !matchedOnce[i]),
+  });
 }
 
 /**

@@ -244,3 +244,12 @@ Deno.test("describePatternProblem gives the reason alone, or undefined when vali
     'it contains a ".." segment, which never occurs in relative_path',
   );
 });
+
+Deno.test("unmatched() names the patterns that matched no path asked about", () => {
+  const matcher = compilePatterns(["*.png", "docs/*", "typo.txt"]);
+  assert.deepEqual(matcher.unmatched(), ["*.png", "docs/*", "typo.txt"]);
+  assert.equal(matcher("a.png"), true);
+  assert.equal(matcher("docs/b.png"), true); // both match: each is counted
+  assert.equal(matcher("c.txt"), false);
+  assert.deepEqual(matcher.unmatched(), ["typo.txt"]);
+});

@@ -112,11 +112,13 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
     keys,
     (entry) => entries.add(entry, matcher?.(entry.relative_path) ?? true),
   );
-  if (matcher && entries.selectedCount === 0) {
+  // Every pattern must match something, as with GNU tar: a typo among several is not ignored.
+  const unmatched = matcher?.unmatched() ?? [];
+  if (unmatched.length > 0) {
     throw new IntellistorError(
       "NO_MATCH",
       `No entry of backup ${manifest.value.backup_id} matches --only ${
-        options.only!.map((p) => JSON.stringify(p)).join(" ")
+        unmatched.map((p) => JSON.stringify(p)).join(" ")
       }`,
       'Patterns apply to relative_path: without "/" they match a file or directory name at any ' +
         'depth ("*.png"), with "/" they match from the start ("docs/*").',

@@ -227,6 +227,21 @@ Deno.test("seed flow: policy-create, backup, pasted cli_restore, --only examples
       await assert.rejects(Deno.stat(path.join(world.work, "none")));
     });
 
+    await t.step(
+      "one pattern that matches nothing, beside one that matches: NO_MATCH naming it, nothing written",
+      async () => {
+        const result = await runCli(
+          restoreArgs(world, backup.s3.key_backup, "typo", "--only", "*.png", "--only", "vazo.txt"),
+          { cwd: world.work },
+        );
+        assert.equal(result.code, 10, result.stderr);
+        assert.equal(result.error().code, "NO_MATCH");
+        assert.match(result.error().message, /"vazo\.txt"/);
+        assert.doesNotMatch(result.error().message, /png/);
+        await assert.rejects(Deno.stat(path.join(world.work, "typo")));
+      },
+    );
+
     await t.step("a malformed pattern is refused before any download (exit 2)", async () => {
       const result = await runCli(
         restoreArgs(world, "backups/none/x/y/backup.tar.gz.enc", "bad", "--only", "[abc"),
