@@ -158,11 +158,15 @@ export function encodeTarHeader(fields: TarHeaderFields, reuse?: Uint8Array): Ui
   if (!fitsUstarField(name)) pax += paxRecord("path", name);
   if (!fitsUstarField(linkname)) pax += paxRecord("linkpath", linkname);
   if (size >= OCTAL_11_LIMIT) pax += paxRecord("size", String(size));
-  if (mtime.fraction !== "" || mtime.seconds >= OCTAL_11_LIMIT) {
-    const value = mtime.fraction === "" ? `${mtime.seconds}` : `${mtime.seconds}.${mtime.fraction}`;
+  if (mtime.fraction !== "" || mtime.negative || mtime.seconds >= OCTAL_11_LIMIT) {
+    const sign = mtime.negative ? "-" : "";
+    const value = mtime.fraction === ""
+      ? `${sign}${mtime.seconds}`
+      : `${sign}${mtime.seconds}.${mtime.fraction}`;
     pax += paxRecord("mtime", value);
   }
-  const ustarSeconds = Math.min(mtime.seconds, OCTAL_11_LIMIT - 1);
+  // ustar's octal field holds no time before 1970: 0 there, the real one in PAX.
+  const ustarSeconds = mtime.negative ? 0 : Math.min(mtime.seconds, OCTAL_11_LIMIT - 1);
   const main: UstarFields = {
     name: asciiFallback(name, type === "dir"),
     mode,
@@ -214,17 +218,21 @@ export function setUstarSize(block: Uint8Array, size: number): void {
   writeChecksum(block);
 }
 
-/** Whole seconds (clamped at 0) and the sub-second part as up to 9 decimal digits. */
-function splitMtime(mtimeMs: number): { seconds: number; fraction: string } {
-  if (mtimeMs <= 0) return { seconds: 0, fraction: "" };
-  let seconds = Math.floor(mtimeMs / 1000);
-  let nanos = Math.round((mtimeMs - seconds * 1000) * 1e6);
+/**
+ * The time's sign, whole seconds and sub-second part (up to 9 decimal digits)
+ * of its distance from the epoch: -1.5 s is `negative`, 1, "5", as PAX writes it.
+ */
+function splitMtime(mtimeMs: number): { negative: boolean; seconds: number; fraction: string } {
+  const negative = mtimeMs < 0;
+  const distance = Math.abs(mtimeMs);
+  let seconds = Math.floor(distance / 1000);
+  let nanos = Math.round((distance - seconds * 1000) * 1e6);
   if (nanos >= 1e9) {
     seconds += 1;
     nanos -= 1e9;
   }
   const fraction = nanos === 0 ? "" : String(nanos).padStart(9, "0").replace(/0+$/, "");
-  return { seconds, fraction };
+  return { negative, seconds, fraction };
 }
 
 /** True when `value` can go into a 100-byte ustar field as is (printable ASCII that fits). */
