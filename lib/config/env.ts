@@ -65,5 +65,42 @@ export async function loadEnvironment(
       "It should hold NAME=value lines (see .env.example).",
     );
   }
+  const repeated = repeatedNames(text);
+  if (repeated !== undefined) {
+    const [name, lines] = repeated;
+    const isSecret = /KEY|PASSPHRASE|SECRET|TOKEN/.test(name);
+    throw new IntellistorError(
+      "ENV_FILE_INVALID",
+      `The env file "${file}" sets ${name} more than once (lines ${lines.join(", ")})`,
+      "Keep one line per variable: only one would be used." +
+        (isSecret
+          ? " For the key, keep the one your backups use; an older key goes in " +
+            "INTELLISTOR_OLD_KEYS (comma-separated), so that its backups still restore."
+          : ""),
+    );
+  }
   return { env: { ...base, ...parse(text) }, envFile: file };
+}
+
+/**
+ * The first name a .env sets twice, with the lines (1-based) that set it:
+ * `key generate >> .env` run twice would otherwise switch keys silently
+ * (dotenv keeps the last). Lines inside a quoted value that spans lines are
+ * not read as assignments.
+ */
+export function repeatedNames(text: string): [string, number[]] | undefined {
+  const lines = new Map<string, number[]>();
+  let openQuote: string | undefined;
+  for (const [index, line] of text.split(/\r?\n/).entries()) {
+    if (openQuote !== undefined) {
+      if (line.includes(openQuote)) openQuote = undefined;
+      continue;
+    }
+    const match = /^\s*(?:export\s+)?([\w.-]+)\s*[=:]\s*(["'`]?)(.*)$/.exec(line);
+    if (match === null) continue;
+    const [, name, quote, rest] = match;
+    if (quote !== "" && !rest.includes(quote)) openQuote = quote;
+    lines.set(name, [...(lines.get(name) ?? []), index + 1]);
+  }
+  return [...lines].find(([, at]) => at.length > 1);
 }
