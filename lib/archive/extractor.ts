@@ -56,6 +56,9 @@ export interface ExtractorOptions {
   signal?: AbortSignal;
 }
 
+/** Names an OUTPUT_EXISTS error shows; it counts them all. */
+const SHOWN_CLASHES = 5;
+
 /**
  * Files up to this size are read whole, verified, then written with
  * synchronous calls: for a small file each asynchronous file-system call
@@ -108,7 +111,7 @@ export class Extractor {
 
   /**
    * Refuses, before anything is downloaded, to replace existing files
-   * (OUTPUT_EXISTS, naming up to five). On Windows the file system answers
+   * (OUTPUT_EXISTS, with how many, naming up to five). On Windows the file system answers
    * for another case too (`A.TXT` finds `a.txt`); names Windows refuses are
    * skipped here, the extraction reports them. Once it has passed, a file is
    * checked again just before it is written only if its name may clash with
@@ -119,6 +122,7 @@ export class Extractor {
     const { outDir } = this.#options;
     const clashes: string[] = [];
     const inTheWay: string[] = [];
+    let clashCount = 0;
     if (!isMissingOrEmpty(osPath(outDir, this.#platform))) {
       for (const name of this.#options.selected) {
         let target: string;
@@ -132,15 +136,20 @@ export class Extractor {
         const taken = isDirectory
           ? standsInForDirectory(target, this.#platform)
           : pathExistsSync(target, this.#platform, { symlinks: true });
-        if (taken) clashes.push(name);
-        if (taken && isDirectory) inTheWay.push(name);
-        if (clashes.length >= 5) break;
+        if (!taken) continue;
+        // Every name is looked at (as when none is taken), so the count is whole.
+        clashCount++;
+        if (clashes.length < SHOWN_CLASHES) clashes.push(name);
+        if (isDirectory && inTheWay.length < SHOWN_CLASHES) inTheWay.push(name);
       }
     }
     if (clashes.length > 0) {
+      const more = clashCount > clashes.length ? ` and ${clashCount - clashes.length} more` : "";
       throw new IntellistorError(
         "OUTPUT_EXISTS",
-        `Restore would replace existing files in "${outDir}": ${clashes.join(", ")}`,
+        `Restore would replace ${clashCount} existing ${
+          clashCount === 1 ? "entry" : "entries"
+        } in "${outDir}": ${clashes.join(", ")}${more}`,
         inTheWay.length === 0
           ? "Restore into an empty directory, or pass --overwrite to replace them."
           : `Restore into an empty directory, or move away ${inTheWay.join(", ")}: the backup ` +

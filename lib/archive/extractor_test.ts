@@ -306,6 +306,26 @@ Deno.test("after the up-front check, names that may clash by case are still look
   }
 });
 
+Deno.test("refuseExistingOutput counts every file in the way and names five", async () => {
+  const out = await Deno.makeTempDir({ prefix: "intellistor-extract-" });
+  try {
+    const names = Array.from({ length: 57 }, (_, i) => `f${String(i).padStart(3, "0")}.bin`);
+    for (const name of names) await Deno.writeTextFile(path.join(out, name), "old");
+    const { known } = build(
+      names.map((name) => ({ path: name, type: "file" as const, data: "n" })),
+    );
+    assert.throws(
+      () => extractorFor(out, known).refuseExistingOutput(),
+      (error: unknown) =>
+        error instanceof IntellistorError && error.code === "OUTPUT_EXISTS" &&
+        error.message.includes("replace 57 existing entries") &&
+        error.message.endsWith(": f000.bin, f001.bin, f002.bin, f003.bin, f004.bin and 52 more"),
+    );
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
 Deno.test("refuseExistingOutput names the selected files already in --out", async () => {
   const out = await Deno.makeTempDir({ prefix: "intellistor-extract-" });
   try {
