@@ -173,3 +173,32 @@ Deno.test(
     }
   },
 );
+
+/** Whether this system can make a directory nobody may write to, even root (chattr +i). */
+function immutable(directory: string, on: boolean): boolean {
+  try {
+    return new Deno.Command("chattr", { args: [on ? "+i" : "-i", directory], stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("LocalStorage: a store this user may not write is ACCESS_DENIED, as on S3", async () => {
+  const directory = await Deno.makeTempDir({ prefix: "intellistor-local-denied-" });
+  const root = join(directory, "store");
+  await Deno.mkdir(root);
+  // As root, only an immutable directory refuses a write; elsewhere chmod does.
+  const locked = immutable(root, true) || (Deno.uid() !== 0 && (Deno.chmodSync(root, 0o500), true));
+  const storage = new LocalStorage(root);
+  try {
+    if (!locked) return; // neither way available here
+    const error = await rejection(storage.put("backups/p/x", generatedStream(1024, 1)));
+    assertIntellistorError(error, "ACCESS_DENIED");
+  } finally {
+    await storage.close();
+    immutable(root, false);
+    Deno.chmodSync(root, 0o700);
+    await Deno.remove(directory, { recursive: true });
+  }
+});

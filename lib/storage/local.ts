@@ -324,6 +324,15 @@ function isNotFound(error: unknown): boolean {
 
 function ioError(message: string, cause: unknown): IntellistorError {
   const reason = cause instanceof Error ? cause.message : String(cause);
+  if (cause instanceof Deno.errors.PermissionDenied) {
+    // The same code as S3's refusal: the store is there, this user may not use it.
+    return new IntellistorError(
+      "ACCESS_DENIED",
+      `${message}: ${reason}`,
+      "Run as a user who can read and write the storage directory, or change its permissions.",
+      { cause },
+    );
+  }
   return new IntellistorError(
     "IO_ERROR",
     `${message}: ${reason}`,
