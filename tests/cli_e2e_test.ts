@@ -387,6 +387,27 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
       "ENV_FILE_INVALID",
       2,
     );
+    await t.step(
+      "list on a local store whose directory does not exist → BUCKET_NOT_FOUND (10)",
+      async () => {
+        const created = await runCli([
+          "policy-create",
+          "--out",
+          "policies/nostore.yaml",
+          "--paths",
+          world.work,
+          "--local-dir",
+          path.join(world.work, "no-such-store"),
+        ], { cwd: world.work });
+        assert.equal(created.code, 0, created.stderr);
+        const listed = await runCli(["list", "--policy", "policies/nostore.yaml"], {
+          cwd: world.work,
+        });
+        assert.equal(listed.code, 10, listed.stderr);
+        assert.equal(listed.error().code, "BUCKET_NOT_FOUND");
+        assert.match(listed.error().message, /no-such-store/);
+      },
+    );
     await expectError(
       "missing --env-file → ENV_FILE_NOT_FOUND (2)",
       ["backup", ...policy, "--env-file", path.join(world.work, "nope.env")],
@@ -578,6 +599,7 @@ Deno.test({
       assert.equal((await new Deno.Command("mkfifo", { args: [fifo] }).output()).code, 0);
       const policy = path.join(work, "p.yaml");
       const store = path.join(work, "store");
+      await Deno.mkdir(store); // list refuses a store directory that does not exist
       await Deno.writeTextFile(
         policy,
         `id: p\npaths: [${JSON.stringify(work)}]\ndestination: {type: local, path: ${

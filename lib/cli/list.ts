@@ -1,7 +1,7 @@
 /** `intellistor list --policy P [--env-file F]`: the policy's backups, oldest first. */
 import { listBackups } from "../list.ts";
 import { parseFlags, required } from "./args.ts";
-import { loadStoreContext } from "./context.ts";
+import { assertStoreExists, loadStoreContext } from "./context.ts";
 import { type CliIo, printJson } from "./io.ts";
 
 export const listHelp = `Usage: intellistor list --policy FILE [--env-file FILE]
@@ -23,6 +23,7 @@ export async function listCommand(argv: string[], io: CliIo): Promise<number> {
     requirePaths: false,
   });
   try {
+    await assertStoreExists(context.policy);
     printJson(io, await listBackups(context.storage, context.policy.id));
     return 0;
   } finally {
