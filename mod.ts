@@ -23,6 +23,10 @@
  */
 export { type BackupOptions, type BackupResult, formatTimestamp, runBackup } from "./lib/backup.ts";
 export {
+  type BackupEntry,
+  listEntries,
+  type ListEntriesOptions,
+  type ListEntriesResult,
   type RestoreOptions,
   type RestoreResult,
   type RestoreWarning,

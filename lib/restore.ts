@@ -7,7 +7,7 @@
  */
 import path from "node:path";
 import zlib from "node:zlib";
-import type { SegmentRecord } from "./archive/catalog.ts";
+import type { CatalogEntry, SegmentRecord } from "./archive/catalog.ts";
 import { EntryTable } from "./archive/entry_table.ts";
 import { Extractor, type RestoreFailure } from "./archive/extractor.ts";
 import { parseTar } from "./archive/tar.ts";
@@ -91,6 +91,82 @@ export async function openObjectHeader(
   return await openHeader(header, keyring);
 }
 
+/**
+ * A backup's manifest, checked to be the given object's, and the object's
+ * keys from its header: what a restore reads before anything else.
+ */
+async function openBackup(storage: Storage, givenKey: string, keyring: Keyring) {
+  const { objectKey: key, manifestKey } = parseBackupKey(givenKey);
+  const manifest = await fetchManifest(storage, key, manifestKey);
+  assertManifestFor(manifest.value, key);
+  const keys = await openObjectHeader(storage, key, keyring);
+  return { key, manifest, keys };
+}
+
+/** One entry of a backup, as `list --key` shows it. */
+export interface BackupEntry {
+  relative_path: string;
+  type: CatalogEntry["type"];
+  /** Bytes (0 for directories and links). */
+  size: number;
+  /** Modification time, ISO 8601 to the millisecond. */
+  mtime: string;
+  /** A link's target. */
+  link?: string;
+}
+
+export interface ListEntriesOptions {
+  storage: Storage;
+  keyring: Keyring;
+  /** The object key, `backups/…/backup.tar.gz.enc`. */
+  key: string;
+  /** Glob patterns on relative_path, as restore's --only; none = every entry. */
+  only?: string[];
+  platform?: Platform;
+  /** Called for each matching entry, in archive order, as the manifest is read. */
+  onEntry: (entry: BackupEntry) => void;
+}
+
+export interface ListEntriesResult {
+  backup_id: string;
+  policy: string;
+  timestamp: string;
+  key_backup: string;
+  /** Entries handed to onEntry. */
+  count: number;
+}
+
+/**
+ * The entries of one backup (those `only` selects), from its sealed manifest:
+ * what a restore would write, without downloading the backup itself (only
+ * its manifest and header are read). Needs the key, as the names are sealed.
+ */
+export async function listEntries(options: ListEntriesOptions): Promise<ListEntriesResult> {
+  const platform = options.platform ?? currentPlatform;
+  const matcher = options.only?.length
+    ? compilePatterns(options.only, { caseInsensitive: platform === "windows" })
+    : undefined;
+  const { key, manifest, keys } = await openBackup(options.storage, options.key, options.keyring);
+  let count = 0;
+  await openManifest(manifest.value, keys, (entry) => {
+    if (matcher !== undefined && !matcher(entry.relative_path)) return;
+    count++;
+    const listed: BackupEntry = {
+      relative_path: entry.relative_path,
+      type: entry.type,
+      size: entry.size,
+      // A time no Date can hold (a manifest written by hand) is shown as its number.
+      mtime: Math.abs(entry.mtime) <= 8.64e15
+        ? new Date(entry.mtime).toISOString()
+        : String(entry.mtime),
+    };
+    if (entry.link !== undefined) listed.link = entry.link;
+    options.onEntry(listed);
+  });
+  const { backup_id, policy_id, timestamp } = manifest.value;
+  return { backup_id, policy: policy_id, timestamp, key_backup: key, count };
+}
+
 export async function runRestore(options: RestoreOptions): Promise<RestoreResult> {
   const startedMs = performance.now();
   const platform = options.platform ?? currentPlatform;
@@ -99,10 +175,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
     ? compilePatterns(options.only, { caseInsensitive: platform === "windows" })
     : undefined;
   const { storage } = options;
-  const { objectKey: key, manifestKey } = parseBackupKey(options.key);
-  const manifest = await fetchManifest(storage, key, manifestKey);
-  assertManifestFor(manifest.value, key);
-  const keys = await openObjectHeader(storage, key, options.keyring);
+  const { key, manifest, keys } = await openBackup(storage, options.key, options.keyring);
   const reads = { downloaded: manifest.bytes + HEADER_SIZE };
   // Every entry is held, compactly, to check the archive's against; each is
   // selected or not as it is read.

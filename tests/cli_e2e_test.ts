@@ -283,6 +283,55 @@ Deno.test("seed flow: policy-create, backup, pasted cli_restore, --only examples
       ]]);
     });
 
+    await t.step(
+      "list --key shows a backup's entries, --only selects as restore does",
+      async () => {
+        const args = [
+          "list",
+          "--policy",
+          "policies/policy_02.yaml",
+          "--env-file",
+          world.envFile,
+          "--key",
+          backup.s3.key_backup,
+        ];
+        const all = await runCli(args, { cwd: world.work });
+        assert.equal(all.code, 0, all.stderr);
+        type Listed = {
+          entries: Array<{ relative_path: string; type: string; size: number; mtime: string }>;
+          count: number;
+          backup_id: string;
+        };
+        const listed = all.json() as Listed;
+        assert.equal(listed.backup_id, backup.backup_id);
+        assert.equal(listed.count, listed.entries.length);
+        const png = listed.entries.find((e) => e.relative_path === "Cópia de Diagrama_Solução.png");
+        assert.ok(png, JSON.stringify(listed.entries));
+        const source = await Deno.stat(path.join(world.source, "Cópia de Diagrama_Solução.png"));
+        assert.equal(png.type, "file");
+        assert.equal(png.size, source.size);
+        assert.equal(png.mtime, source.mtime!.toISOString());
+        assert.ok(
+          listed.entries.some((e) => e.relative_path === "pasta vazia" && e.type === "dir"),
+        );
+
+        const selected = await runCli([...args, "--only", "Cópia*"], { cwd: world.work });
+        assert.equal(selected.code, 0, selected.stderr);
+        assert.deepEqual(
+          (selected.json() as Listed).entries.map((e) => e.relative_path),
+          listed.entries.map((e) => e.relative_path).filter((name) => name.startsWith("Cópia")),
+        );
+        const withoutKey = await runCli([...args.slice(0, -2), "--only", "*.png"], {
+          cwd: world.work,
+        });
+        assert.equal(withoutKey.code, 2, withoutKey.stderr);
+        assert.equal(withoutKey.error().code, "USAGE");
+        const none = await runCli([...args, "--only", "*.docx"], { cwd: world.work });
+        assert.equal(none.code, 0, none.stderr);
+        assert.deepEqual((none.json() as Listed).entries, []);
+      },
+    );
+
     await t.step("decrypt writes a plain .tar.gz that GNU tar lists", async () => {
       const decrypted = await runCli([
         "decrypt",

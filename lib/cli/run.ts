@@ -16,7 +16,7 @@ Commands:
   policy-create   write a policy (YAML): what to protect, when, where to
   backup          back up a policy's paths (encrypted, with a manifest)
   restore         restore a backup, fully or selectively (--only)
-  list            the policy's backups, with the key restore needs
+  list            the policy's backups, with the key restore needs (--key: one backup's files)
   prune           delete the backups the policy's retention rules do not keep
   agent run       one unattended run (what the scheduler executes): lock, backup, log
   schedule        install | status | remove the policy's task (Windows) or timer (Linux)
