@@ -215,13 +215,21 @@ export async function openManifest(
     if (entriesProblem !== undefined) return true;
     const entry = element as CatalogEntry;
     if (entry.segment > highestSegment.segment) highestSegment = { segment: entry.segment, where };
-    onEntry(entry);
+    try {
+      onEntry(entry);
+    } catch (error) {
+      // The caller's own failure (a closed stdout, say), not the manifest's.
+      callerFailure = { error };
+      throw error;
+    }
     return true;
   });
+  let callerFailure: { error: unknown } | undefined;
   let content: SealedContent;
   try {
     content = parseJsonChunks(gunzipChunks(plaintext), take) as SealedContent;
   } catch {
+    if (callerFailure !== undefined) throw callerFailure.error;
     throw integrityError("The manifest's sealed part is not gzip-compressed JSON");
   }
   const problem = sealedContentProblem(content, manifest.object.plaintext_size) ??

@@ -174,6 +174,19 @@ Deno.test(`large manifest: ${ENTRIES} entries opened one by one into a restore's
   }
 });
 
+Deno.test("a caller's own failure while taking entries is passed on, never called manifest damage", async () => {
+  const { keys, publicManifest, content } = await sample(100);
+  const manifest = await sealManifest(publicManifest, content, keys);
+  const closed = new Deno.errors.BrokenPipe("Broken pipe (os error 32)");
+  let handed = 0;
+  await assert.rejects(
+    openManifest(manifest, keys, () => {
+      if (++handed === 10) throw closed; // `list --key | head`: stdout closed
+    }),
+    (error: unknown) => error === closed,
+  );
+});
+
 Deno.test("large manifest: a bad entry is refused alike, whole or one by one", async () => {
   const cases: [string, (entries: CatalogEntry[]) => void][] = [
     ["entries[7].sha256 is not a SHA-256", (entries) => (entries[7].sha256 = "00")],
