@@ -17,7 +17,7 @@ import {
   type PieceMark,
 } from "./gzip_member.ts";
 import { encodeTarHeader, TAR_BLOCK, TAR_END, tarPadding } from "./tar.ts";
-import { openSource } from "./source_file.ts";
+import { NOT_REGULAR, openSource } from "./source_file.ts";
 import { describeIoError, type SourceEntry } from "./walk.ts";
 
 export const DEFAULT_SEGMENT_TARGET = 4 << 20;
@@ -268,7 +268,7 @@ async function* generateArchive(
           file = await openSource(source.osPath ?? source.absolutePath);
           const info = await file.stat();
           if (!info.isFile()) {
-            throw new Error("is no longer a regular file (it was replaced during the backup)");
+            throw new Error(NOT_REGULAR);
           }
           size = info.size;
           mtimeAtOpen = info.mtimeMs;

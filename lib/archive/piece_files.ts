@@ -21,7 +21,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import { concatBytes } from "../crypto/bytes.ts";
 import { setUstarSize, TAR_BLOCK, tarPadding } from "./tar.ts";
-import { openSourceSync } from "./source_file.ts";
+import { NOT_REGULAR, openSourceSync } from "./source_file.ts";
 import { describeIoError } from "./walk.ts";
 
 /**
@@ -206,6 +206,10 @@ function readInto(
       if (n === 0) break;
       filled += n;
       if (filled >= size) break;
+    }
+    // Shorter than the walk saw: a FIFO put in its place reads as empty.
+    if (filled < size && !fs.fstatSync(fd).isFile()) {
+      return { size: -1, note: NOT_REGULAR };
     }
   } catch (error) {
     return { size: -1, note: describeIoError(error) };

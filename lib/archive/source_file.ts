@@ -37,19 +37,33 @@ const CAN_CHECK_WHERE = Deno.build.os === "linux" && (() => {
   }
 })();
 
+/** The reason given when what was opened is no longer a regular file. */
+export const NOT_REGULAR = "is no longer a regular file (it was replaced during the backup)";
+
 /** The reason given when the opened file is not where the walk saw it. */
 export const MOVED = "was moved, or a folder above it replaced by a link, during the backup; " +
   "not archived";
 
-/** Whether the file open as `fd` is at `path` (true where the kernel cannot say). */
+/**
+ * Whether the file open as `fd` is at `path` (true where the kernel cannot
+ * say). Also when the kernel names it `<path> (deleted)` (a file bind-mounted
+ * from one an editor has since replaced: it was opened there), or with other
+ * letter case (a FAT or exFAT drive keeps the first spelling looked up):
+ * neither can name a file outside the folder the walk saw.
+ */
 function isAt(fd: number, path: string): boolean {
   if (!CAN_CHECK_WHERE) return true;
+  let opened: string;
   try {
-    return fs.readlinkSync(`/proc/self/fd/${fd}`) === path;
+    opened = fs.readlinkSync(`/proc/self/fd/${fd}`);
   } catch {
     return false;
   }
+  if (opened.endsWith(DELETED)) opened = opened.slice(0, -DELETED.length);
+  return opened === path || opened.toLowerCase() === path.toLowerCase();
 }
+
+const DELETED = " (deleted)";
 
 /**
  * A source file's descriptor, for `fs.readSync`; close it with `fs.closeSync`.

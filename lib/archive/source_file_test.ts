@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { MOVED, openSource, openSourceSync } from "./source_file.ts";
+import { fillPiece, outcomeOf } from "./piece_files.ts";
+import { MOVED, NOT_REGULAR, openSource, openSourceSync } from "./source_file.ts";
 
 const posix = Deno.build.os !== "windows";
 
@@ -84,6 +85,27 @@ Deno.test({
       const before = [...Deno.readDirSync("/proc/self/fd")].length;
       for (let i = 0; i < 20; i++) assert.throws(() => openSourceSync(throughLink));
       assert.equal([...Deno.readDirSync("/proc/self/fd")].length, before);
+    } finally {
+      Deno.removeSync(work, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "a small file found to be a FIFO when read is left out with a warning, not archived empty",
+  ignore: !posix,
+  fn: () => {
+    const work = makeTree();
+    try {
+      // The walk saw a 5-byte file; by the read, a FIFO stands there.
+      const header = new Uint8Array(512);
+      const piece = new Uint8Array(512 + 512 + 1024);
+      const files = {
+        paths: [path.join(work, "real", "fifo")],
+        layout: Int32Array.from([0, header.length, 5]),
+      };
+      const filled = fillPiece(piece, 1024, files);
+      assert.deepEqual(outcomeOf(filled, 0), { problem: NOT_REGULAR });
     } finally {
       Deno.removeSync(work, { recursive: true });
     }

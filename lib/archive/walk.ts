@@ -377,6 +377,7 @@ export function describeIoError(error: unknown, platform: Platform = currentPlat
     return "was replaced by a symbolic link during the backup; not followed";
   }
   if (code === "ENXIO") return "was replaced by a socket during the backup";
+  if (code === "EISDIR") return "was replaced by a directory during the backup";
   if (error instanceof Deno.errors.Busy || isLockedError(error, platform)) {
     return "locked by another process";
   }
