@@ -30,7 +30,7 @@ import {
   parseBackupKey,
   parseManifest,
 } from "./manifest.ts";
-import { currentPlatform, type Platform } from "./safe_path.ts";
+import { currentPlatform, ensureDirectory, type Platform } from "./safe_path.ts";
 import type { Storage } from "./storage/storage.ts";
 import { MeterStream, readAll } from "./streams.ts";
 
@@ -209,7 +209,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
   });
   // Before anything is downloaded.
   if (!options.overwrite) extractor.refuseExistingOutput();
-  await Deno.mkdir(options.outDir, { recursive: true });
+  await ensureDirectory(options.outDir, "", platform);
 
   const pass: Pass = {
     storage,

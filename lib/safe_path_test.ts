@@ -208,8 +208,9 @@ Deno.test({
     const out = await Deno.makeTempDir();
     const previous = Deno.umask(0);
     try {
-      await ensureDirectory(path.join(out, "new"), "a/b");
-      for (const dir of ["new", "new/a", "new/a/b"]) {
+      // --out's own missing parents too (a restore makes --out this way first).
+      await ensureDirectory(path.join(out, "o1", "deep", "new"), "a/b");
+      for (const dir of ["o1", "o1/deep", "o1/deep/new", "o1/deep/new/a", "o1/deep/new/a/b"]) {
         assert.equal((await Deno.stat(path.join(out, dir))).mode! & 0o777, 0o755, dir);
       }
     } finally {
