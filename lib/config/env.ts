@@ -83,24 +83,29 @@ export async function loadEnvironment(
 }
 
 /**
+ * dotenv's own rule for one assignment (dotenv 18's LINE): a quoted value may
+ * span lines, `NAME: value` needs a space after the colon. Used as dotenv
+ * reads the file, so that what counts as a setting here is what dotenv sets.
+ */
+const DOTENV_LINE =
+  /(?:^|^)\s*(?:export\s+)?([\w.-]+)(?:\s*=\s*?|:\s+?)(\s*'(?:\\'|[^'])*'|\s*"(?:\\"|[^"])*"|\s*`(?:\\`|[^`])*`|[^#\r\n]+)?\s*(?:#.*)?(?:$|$)/mg;
+
+/**
  * The first name a .env sets twice, with the lines (1-based) that set it:
  * `key generate >> .env` run twice would otherwise switch keys silently
- * (dotenv keeps the last). Lines inside a quoted value that spans lines are
- * not read as assignments.
+ * (dotenv keeps the last).
  */
 export function repeatedNames(text: string): [string, number[]] | undefined {
+  return [...settingLines(text)].find(([, at]) => at.length > 1);
+}
+
+/** Each name the .env sets, with the lines (1-based) that set it. */
+export function settingLines(text: string): Map<string, number[]> {
+  const source = text.replace(/\r\n?/g, "\n");
   const lines = new Map<string, number[]>();
-  let openQuote: string | undefined;
-  for (const [index, line] of text.split(/\r?\n/).entries()) {
-    if (openQuote !== undefined) {
-      if (line.includes(openQuote)) openQuote = undefined;
-      continue;
-    }
-    const match = /^\s*(?:export\s+)?([\w.-]+)\s*[=:]\s*(["'`]?)(.*)$/.exec(line);
-    if (match === null) continue;
-    const [, name, quote, rest] = match;
-    if (quote !== "" && !rest.includes(quote)) openQuote = quote;
-    lines.set(name, [...(lines.get(name) ?? []), index + 1]);
+  for (const match of source.matchAll(DOTENV_LINE)) {
+    const line = source.slice(0, match.index).split("\n").length;
+    lines.set(match[1], [...(lines.get(match[1]) ?? []), line]);
   }
-  return [...lines].find(([, at]) => at.length > 1);
+  return lines;
 }
