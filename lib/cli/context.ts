@@ -69,16 +69,25 @@ export async function loadStoreContext(io: CliIo, options: ContextOptions): Prom
 export async function assertStoreExists(policy: Policy): Promise<void> {
   if (policy.destination.type !== "local") return;
   const directory = policy.destination.path;
-  let isDirectory = false;
+  let info: Deno.FileInfo | undefined;
   try {
-    isDirectory = (await Deno.stat(directory)).isDirectory;
+    info = await Deno.stat(directory);
   } catch (error) {
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new IntellistorError(
+        "ACCESS_DENIED",
+        `The local store "${directory}" cannot be reached: permission denied`,
+        "Run as a user who can read the storage directory and the folders above it.",
+      );
+    }
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
-  if (!isDirectory) {
+  if (info === undefined || !info.isDirectory) {
     throw new IntellistorError(
       "BUCKET_NOT_FOUND",
-      `The local store "${directory}" does not exist`,
+      `The local store "${directory}" ${
+        info === undefined ? "does not exist" : "is not a directory"
+      }`,
       "Check the policy's destination.path (a typo? a disk not mounted?); the first backup " +
         "creates it.",
     );

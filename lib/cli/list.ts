@@ -20,8 +20,9 @@ object is missing or not the size they record, under "damaged". Needs no key.
 
 With --key, lists the entries of that backup instead ("entries": relative_path,
 type, size, mtime, link), as restore would write them; --only selects as in
-restore. Only the manifest and the object's header are read; the names are
-sealed, so this needs the key.`;
+restore, except that a pattern matching nothing just lists nothing. Only the
+manifest and the object's header are read; the names are sealed, so this
+needs the key.`;
 
 export async function listCommand(argv: string[], io: CliIo): Promise<number> {
   const flags = parseFlags("list", argv, {
