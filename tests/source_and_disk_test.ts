@@ -251,6 +251,8 @@ Deno.test({
   ignore: Deno.build.os === "windows",
   fn: async () => {
     await withTempDir("src", async (work) => {
+      // Writable by others: every file below is checked where it really is once open.
+      await Deno.chmod(work, 0o777);
       const real = path.join(work, "disk", "data");
       await Deno.mkdir(path.join(real, "sub"), { recursive: true });
       await Deno.writeTextFile(path.join(real, "a.txt"), "a");

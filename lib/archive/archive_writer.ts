@@ -254,7 +254,8 @@ async function* generateArchive(
           const entry = catalogEntry(source, source.size, segmentCount);
           laidOut += tarLength;
           // emit() inlined: one generator less per small file.
-          queue(member.writeFile(header, source.osPath ?? source.absolutePath, source.size, entry));
+          const path = source.osPath ?? source.absolutePath;
+          queue(member.writeFile(header, path, source.size, entry, source.checkWhere === true));
           if (canFlush(maxDeflating - 1)) yield* flush(maxDeflating - 1);
           if (segmentFull()) yield* closeSegment();
           continue;
@@ -265,7 +266,7 @@ async function* generateArchive(
       let mtimeAtOpen: number | undefined;
       if (source.type === "file") {
         try {
-          file = await openSource(source.osPath ?? source.absolutePath);
+          file = await openSource(source.osPath ?? source.absolutePath, source.checkWhere === true);
           const info = await file.stat();
           if (!info.isFile()) {
             throw new Error(NOT_REGULAR);

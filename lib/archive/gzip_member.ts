@@ -127,7 +127,13 @@ export class GzipMemberWriter<T = unknown> {
    * the padding, all in one piece; whoever deflates the piece reads the file
    * into the hole (piece_files.ts). `value` is marked at the header.
    */
-  writeFile(header: Uint8Array, path: string, size: number, value: T): PendingChunk<T>[] {
+  writeFile(
+    header: Uint8Array,
+    path: string,
+    size: number,
+    value: T,
+    checkWhere = false,
+  ): PendingChunk<T>[] {
     const tarLength = header.length + size + tarPadding(size);
     if (!GzipMemberWriter.fitsInPiece(tarLength)) {
       throw new RangeError("file entry larger than a piece");
@@ -142,7 +148,7 @@ export class GzipMemberWriter<T = unknown> {
     piece.fill(0, headerOffset + header.length + size, headerOffset + tarLength);
     this.#marks.push({ value, offset: headerOffset, file: this.#paths.length });
     this.#paths.push(path);
-    this.#layout.push(headerOffset, header.length, size);
+    this.#layout.push(headerOffset, header.length, size, checkWhere ? 1 : 0);
     this.#pieceLength += tarLength;
     return out;
   }

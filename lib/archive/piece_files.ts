@@ -33,12 +33,16 @@ export interface PieceFiles {
   /** The paths to open (the OS form). */
   paths: string[];
   /**
-   * Three numbers per file: where its header blocks start in the piece,
-   * their length, and the size the walk saw and the header says (the hole
-   * that follows them).
+   * FIELDS numbers per file: where its header blocks start in the piece,
+   * their length, the size the walk saw and the header says (the hole that
+   * follows them), and 1 when the file's place must be checked once open
+   * (the walk's `checkWhere`), else 0.
    */
   layout: Int32Array<ArrayBuffer>;
 }
+
+/** Numbers per file in `PieceFiles.layout`. */
+export const FIELDS = 4;
 
 /** What reading one file into its piece gave. */
 export type PieceFileOutcome =
@@ -96,11 +100,13 @@ export function fillPiece(
   const notes: string[] = [];
   const changed: number[] = [];
   for (let i = 0; i < count; i++) {
-    const contentStart = files.layout[3 * i] + files.layout[3 * i + 1];
-    const read = readInto(piece, files.paths[i], contentStart, files.layout[3 * i + 2]);
+    const at = FIELDS * i;
+    const contentStart = files.layout[at] + files.layout[at + 1];
+    const planned = files.layout[at + 2];
+    const read = readInto(piece, files.paths[i], contentStart, planned, files.layout[at + 3] === 1);
     sizes[i] = read.size;
     notes.push(read.note);
-    if (read.size !== files.layout[3 * i + 2]) changed.push(i);
+    if (read.size !== planned) changed.push(i);
   }
   if (changed.length === 0) {
     return { data: piece.subarray(0, length), length, sizes, notes, grew: [], removals: [] };
@@ -127,15 +133,15 @@ function rebuild(
   const removals: number[] = [];
   let from = 0;
   for (const i of changed) {
-    const headerOffset = files.layout[3 * i];
-    const contentStart = headerOffset + files.layout[3 * i + 1];
-    const planned = files.layout[3 * i + 2];
+    const headerOffset = files.layout[FIELDS * i];
+    const contentStart = headerOffset + files.layout[FIELDS * i + 1];
+    const planned = files.layout[FIELDS * i + 2];
     const end = contentStart + planned + tarPadding(planned);
     parts.push(piece.subarray(from, headerOffset));
     from = end;
     let content: Uint8Array | undefined;
     if (sizes[i] > planned) {
-      content = readWhole(files.paths[i], GROWN_FILE_LIMIT);
+      content = readWhole(files.paths[i], GROWN_FILE_LIMIT, files.layout[FIELDS * i + 3] === 1);
       if (content === undefined) {
         // Too large now, or gone: the bytes already read, as many as listed.
         content = piece.slice(contentStart, contentStart + planned);
@@ -160,10 +166,10 @@ function rebuild(
 }
 
 /** A whole file, if it can be read and is at most `limit` bytes. */
-function readWhole(path: string, limit: number): Uint8Array | undefined {
+function readWhole(path: string, limit: number, checkWhere: boolean): Uint8Array | undefined {
   let fd: number | undefined;
   try {
-    fd = openSourceSync(path);
+    fd = openSourceSync(path, checkWhere);
     const buffer = new Uint8Array(limit + 1);
     let filled = 0;
     while (filled < buffer.length) {
@@ -193,12 +199,13 @@ function readInto(
   path: string,
   start: number,
   size: number,
+  checkWhere: boolean,
 ): { size: number; note: string } {
   const spare = start + size < piece.length ? piece[start + size] : undefined;
   let fd: number | undefined;
   let filled = 0;
   try {
-    fd = openSourceSync(path);
+    fd = openSourceSync(path, checkWhere);
     const room = piece.subarray(start, start + size + (spare === undefined ? 0 : 1));
     // At least one read, so that an empty file that grew is seen too.
     for (;;) {

@@ -34,12 +34,18 @@ import {
   withoutVerbatimPrefix,
 } from "../safe_path.ts";
 import type { BackupWarning, EntryType } from "./catalog.ts";
+import { CAN_CHECK_WHERE, swappable } from "./source_file.ts";
 
 export interface SourceEntry {
   relativePath: string;
   absolutePath: string;
   /** The path to open it by, when it differs from absolutePath (a `\\?\` path on Windows). */
   osPath?: string;
+  /**
+   * Another user could swap a folder on its path for a link (source_file.ts
+   * `swappable`): check where the opened file really is.
+   */
+  checkWhere?: true;
   type: EntryType;
   size: number;
   mode: number;
@@ -66,7 +72,7 @@ export interface WalkOptions {
 /** What the walk reads of an entry's metadata. */
 export type WalkFileInfo =
   & Pick<Deno.FileInfo, "isFile" | "isDirectory" | "isSymlink" | "size" | "mode" | "mtime">
-  & Partial<Pick<Deno.FileInfo, "dev" | "ino" | "nlink">>;
+  & Partial<Pick<Deno.FileInfo, "dev" | "ino" | "nlink" | "uid">>;
 
 /**
  * The file-system calls the walk makes, each given a path from `osPath`.
@@ -150,11 +156,13 @@ export async function* walkSources(
     const realRoot = platform === "posix"
       ? await fs.realPath(root).catch(() => undefined)
       : undefined;
+    const swapAbove = realRoot !== undefined && pathSwappable(realRoot, fs);
     if (!info.isDirectory || several) {
       const entry = toEntry(rootName, root, info, platform);
       if (entry !== undefined && realRoot !== undefined && realRoot !== root) {
         entry.osPath = realRoot;
       }
+      if (entry !== undefined && swapAbove) entry.checkWhere = true;
       if (entry === undefined) {
         // A policy path that is a socket, FIFO or device archives nothing: partial, never "ok".
         leaveOut(options, root, "not a regular file, directory or symlink: nothing archived");
@@ -169,7 +177,11 @@ export async function* walkSources(
     // joined by concatenation.
     const directory = withoutTrailingSeparator(pathApi(platform).normalize(root), platform);
     const realDirectory = realRoot !== undefined && realRoot !== directory ? realRoot : undefined;
-    yield* walkDirectory(directory, several ? rootName : "", false, context, realDirectory);
+    yield* walkDirectory(directory, several ? rootName : "", false, context, {
+      realDirectory,
+      info,
+      swapAbove,
+    });
   }
 }
 
@@ -231,20 +243,29 @@ async function pathSetTest(
   return Object.assign(test, { joined: platform === "windows" ? test : joined, sameFile });
 }
 
+/** What a directory's walk knows of the directory itself. */
+interface DirectoryPlace {
+  /** Its real path, when a root reached it through a link (POSIX): entries are read by theirs. */
+  realDirectory?: string;
+  /** Its own metadata (owner and mode decide whether its entries can be swapped). */
+  info: WalkFileInfo;
+  /** Another user could swap a name on the way to it (source_file.ts `swappable`). */
+  swapAbove: boolean;
+}
+
 /**
  * `literal`: a name on the way is one Win32 would rewrite, so every path
- * under it is given to Windows in its `\\?\` form. `realDirectory`: the
- * directory's real path, when a root reached it through a link (POSIX);
- * entries are then read by their real paths.
+ * under it is given to Windows in its `\\?\` form.
  */
 function* walkDirectory(
   directory: string,
   relativeDir: string,
   literal: boolean,
   context: WalkContext,
-  realDirectory?: string,
+  place: DirectoryPlace,
 ): Generator<SourceEntry> {
   const { options, platform, fs, skip } = context;
+  const { realDirectory, swapAbove } = place;
   const realJoin = realDirectory === undefined
     ? undefined
     : (name: string) => realDirectory === "/" ? `/${name}` : `${realDirectory}/${name}`;
@@ -302,10 +323,38 @@ function* walkDirectory(
       }
     }
     if (openPath !== absolutePath) entry.osPath = openPath;
+    if (swapAbove) entry.checkWhere = true;
     yield entry;
     if (entry.type === "dir") {
-      yield* walkDirectory(absolutePath, relativePath, literalHere, context, realJoin?.(name));
+      yield* walkDirectory(absolutePath, relativePath, literalHere, context, {
+        realDirectory: realJoin?.(name),
+        info,
+        swapAbove: swapAbove || swappable(place.info, info),
+      });
     }
+  }
+}
+
+/**
+ * Whether another user could swap a name on the way to `realPath` (itself
+ * included), from `/` down; only where the kernel can say where an opened
+ * file is (else nothing is checked anyway). One `lstat` per level, per root.
+ */
+function pathSwappable(realPath: string, fs: WalkFileSystem): boolean {
+  if (!CAN_CHECK_WHERE) return false;
+  try {
+    const { dirname } = pathApi("posix");
+    let child = realPath;
+    let childInfo = fs.lstat(child);
+    for (let parent = dirname(child); parent !== child; parent = dirname(child)) {
+      const parentInfo = fs.lstat(parent);
+      if (swappable(parentInfo, childInfo)) return true;
+      child = parent;
+      childInfo = parentInfo;
+    }
+    return false;
+  } catch {
+    return true; // cannot tell: check
   }
 }
 
