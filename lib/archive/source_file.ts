@@ -14,8 +14,10 @@
  * link (`/home/u/x` → `/etc`, to read `/home/u/x/shadow`) is caught after
  * the open, on Linux: the walk gives each file's real path (no link on the
  * way), and the kernel says where the opened file really is
- * (`/proc/self/fd/N`). Any difference, and the file is not read. GNU tar
- * avoids the race with `openat`, which Deno does not offer.
+ * (`/proc/self/fd/N`). Any difference, and the file is not read. The walk
+ * asks for that check only where another user could swap a name on the way
+ * (`swappable`). GNU tar avoids the race with `openat`, which Deno does not
+ * offer.
  *
  * `node:fs`, because Deno's own `open` takes no such flags.
  */
