@@ -55,8 +55,13 @@ function sampleTree(): Map<string, Uint8Array | null> {
     ["vazio.txt", new Uint8Array(0)],
     ["grande.bin", pseudoRandomBytes(LARGE_SIZE, 4)],
     ["pasta vazia", null],
+    // Past Win32's 260-character limit: read and written through `\\?\` paths.
+    [`${DEEP_DIR}/fundo.txt`, text("no fundo\r\n")],
   ]);
 }
+
+/** Five 60-character folder names: with WORK and the file name, well past 260 characters. */
+const DEEP_DIR = Array.from({ length: 5 }, (_, i) => `nivel-${i}-${"x".repeat(52)}`).join("/");
 
 /** Each `--only` example of the seed (and one in upper case) → the files it must restore. */
 const ONLY_CASES: Array<[string, string[]]> = [
