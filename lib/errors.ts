@@ -190,11 +190,30 @@ export function toIntellistorError(error: unknown): IntellistorError {
     return interruptedError({ cleanedUp: true });
   }
   const message = error instanceof Error ? error.message : String(error);
+  // What the system call was doing, as Deno says it: "mkdir '/srv/out'".
+  const operation = /\(os error \d+\): (.+)$/.exec(message)?.[1];
   if (isDiskFull(error)) {
     return new IntellistorError(
       "IO_ERROR",
-      "No space left on the device",
+      "No space left on the device" + (operation ? ` (${operation})` : ""),
       "Free some space and retry.",
+    );
+  }
+  if (/Read-only file system|os error 30\b/.test(message) && Deno.build.os !== "windows") {
+    return new IntellistorError(
+      "IO_ERROR",
+      message,
+      "That file system is mounted read-only: choose a location that can be written, " +
+        "or mount it read-write.",
+    );
+  }
+  // Any other refusal by the operating system (a failing disk, a lost network
+  // share) is the machine's trouble, not a bug; its message says what failed.
+  if (/\(os error \d+\)/.test(message)) {
+    return new IntellistorError(
+      "IO_ERROR",
+      message,
+      "The operating system refused the operation: check the disk or share and the path named.",
     );
   }
   return new IntellistorError(

@@ -231,16 +231,22 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
     }
   } catch (error) {
     extractor.close();
-    // Files already restored were each verified; say so, since the error ends the run.
-    if (error instanceof IntellistorError && extractor.restored > 0) {
-      throw new IntellistorError(
-        error.code,
-        `${error.message} (${extractor.restored} entries had been restored and verified)`,
-        error.hint,
-        { cause: error },
-      );
-    }
-    throw error;
+    // Files already restored were each verified and stay; say so, and how to
+    // go on, since a second run into the same --out meets them (OUTPUT_EXISTS).
+    // (A system error is passed on as Deno raised it, for SDK callers.)
+    const restored = extractor.restored;
+    if (restored === 0 || !(error instanceof IntellistorError)) throw error;
+    throw new IntellistorError(
+      error.code,
+      `${error.message} (${restored} ${
+        restored === 1 ? "entry had" : "entries had"
+      } been restored and verified)`,
+      options.overwrite || error.code === "INTERRUPTED"
+        ? error.hint
+        : `${error.hint} To restore into the same --out again, ` +
+          "add --overwrite (it replaces what this run restored).",
+      { cause: error },
+    );
   }
   await extractor.finish();
 

@@ -9,7 +9,7 @@ import {
   runRestore,
   validatePolicy,
 } from "../mod.ts";
-import { IntellistorError } from "../lib/errors.ts";
+import { IntellistorError, toIntellistorError } from "../lib/errors.ts";
 import { restoreExitCode } from "../lib/cli/restore.ts";
 import { pseudoRandomBytes } from "./support/tree.ts";
 import { withTempDir } from "./support/temp.ts";
@@ -86,7 +86,7 @@ async function restoreIntoSmallDisk(
   work: string,
   source: string,
   size: string,
-  check: (out: string) => Promise<void>,
+  check: (out: string, error: IntellistorError) => Promise<void>,
 ): Promise<void> {
   const storage = new LocalStorage(path.join(work, "store"));
   const policy = validatePolicy({ id: "disk", paths: [source] }, "t");
@@ -98,11 +98,10 @@ async function restoreIntoSmallDisk(
     return;
   }
   try {
-    await assert.rejects(
-      runRestore({ storage, keyring, key: backup.key_backup, outDir: out }),
-      (e) => e instanceof IntellistorError && e.code === "IO_ERROR",
-    );
-    await check(out);
+    const error = await runRestore({ storage, keyring, key: backup.key_backup, outDir: out })
+      .then(() => undefined, (e) => e);
+    assert.ok(error instanceof IntellistorError && error.code === "IO_ERROR", String(error));
+    await check(out, error);
   } finally {
     await unmount();
   }
@@ -114,14 +113,53 @@ Deno.test("a restore into a nearly full disk fails clearly and leaves no file wi
     await Deno.mkdir(source);
     await Deno.writeFile(path.join(source, "small.bin"), pseudoRandomBytes(200_000, 1));
     await Deno.writeFile(path.join(source, "zbig.bin"), pseudoRandomBytes(3_000_000, 2));
-    await restoreIntoSmallDisk(work, source, "1m", async (out) => {
+    await restoreIntoSmallDisk(work, source, "1m", async (out, error) => {
       const left = (await Array.fromAsync(Deno.readDir(out))).map((e) => e.name);
       assert.deepEqual(left, ["small.bin"], "only the file that fitted, verified");
+      // What was restored, and how to go on: a second run meets it (OUTPUT_EXISTS).
+      assert.match(error.message, /^No space left on the device.*\(1 entry had been restored/);
+      assert.match(error.hint, /add --overwrite/);
       assert.deepEqual(
         await Deno.readFile(path.join(out, "small.bin")),
         pseudoRandomBytes(200_000, 1),
       );
     });
+  });
+});
+
+Deno.test("a read-only destination is an IO_ERROR that says so, not an internal error", async () => {
+  await withTempDir("ro", async (work) => {
+    const source = path.join(work, "src");
+    await Deno.mkdir(source);
+    await Deno.writeTextFile(path.join(source, "a.txt"), "a");
+    const storage = new LocalStorage(path.join(work, "store"));
+    const policy = validatePolicy({ id: "ro", paths: [source] }, "t");
+    const backup = await runBackup({ policy, storage, keyring });
+    const mounted = path.join(work, "ro");
+    const unmount = await smallDisk(mounted, "1m");
+    if (unmount === undefined) {
+      console.log("skipped: mounting a tmpfs needs root on Linux");
+      return;
+    }
+    try {
+      const remount = await new Deno.Command("mount", {
+        args: ["-o", "remount,ro", mounted],
+      }).output();
+      assert.ok(remount.success);
+      const error = await runRestore({
+        storage,
+        keyring,
+        key: backup.key_backup,
+        outDir: path.join(mounted, "sub"),
+      }).then(() => undefined, (e) => e);
+      // The SDK passes the system error on; the command line's mapping names it.
+      const failure = toIntellistorError(error);
+      assert.equal(failure.code, "IO_ERROR", failure.message);
+      assert.match(failure.message, /Read-only file system/);
+      assert.match(failure.hint, /mounted read-only/);
+    } finally {
+      await unmount();
+    }
   });
 });
 
