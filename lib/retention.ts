@@ -28,7 +28,7 @@
  */
 import { hostname } from "node:os";
 import type { Keyring } from "./crypto/keys.ts";
-import { integrityError, STORE_FAILURES, toIntellistorError } from "./errors.ts";
+import { integrityError, IntellistorError, STORE_FAILURES, toIntellistorError } from "./errors.ts";
 import { type BackupListing, listBackups } from "./list.ts";
 import { type Manifest, manifestKeyFor, openManifestHead } from "./manifest.ts";
 import { comparisonKey, type Policy, type Retention, validatePolicy } from "./policy/policy.ts";
@@ -183,10 +183,16 @@ export async function pruneBackups(options: PruneOptions): Promise<PruneResult> 
   });
   const plan = planRetention(counted, policy.retention);
   if (!options.dryRun) {
-    for (const backup of plan.removed) {
-      options.signal?.throwIfAborted();
-      await storage.delete(manifestKeyFor(backup.key_backup));
-      await storage.delete(backup.key_backup);
+    let deleted = 0;
+    try {
+      for (const backup of plan.removed) {
+        options.signal?.throwIfAborted();
+        await storage.delete(manifestKeyFor(backup.key_backup));
+        await storage.delete(backup.key_backup);
+        deleted++;
+      }
+    } catch (error) {
+      throw stoppedPruning(error, deleted, plan.removed.length);
     }
   }
   return {
@@ -198,6 +204,23 @@ export async function pruneBackups(options: PruneOptions): Promise<PruneResult> 
     damaged: listing.damaged.length,
     incomplete: listing.incomplete.length,
   };
+}
+
+/**
+ * A prune stopped (Ctrl+C, a store failing) while deleting: says how far it
+ * got, since the backups already deleted are gone.
+ */
+function stoppedPruning(error: unknown, deleted: number, planned: number): IntellistorError {
+  const failure = toIntellistorError(error);
+  const progress = `${deleted} of the ${planned} backups to delete had been deleted`;
+  return new IntellistorError(
+    failure.code,
+    `${failure.message} (${progress})`,
+    failure.code === "INTERRUPTED"
+      ? "The backups the rules keep were not touched; run prune again to delete the rest."
+      : failure.hint,
+    { cause: error },
+  );
 }
 
 /** Why a listed backup must not be counted, or undefined when it may. */

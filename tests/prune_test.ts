@@ -8,6 +8,7 @@ import {
   createS3Storage,
   formatTimestamp,
   generateRootKey,
+  IntellistorError,
   keyringFromEnv,
   listBackups,
   LocalStorage,
@@ -367,7 +368,10 @@ Deno.test("a stopped prune deletes nothing more, and never a manifest without it
         keyring: keyringFromEnv(env),
         signal: stop.signal,
       }),
-      (error: Error) => error.name === "AbortError",
+      (error: Error) =>
+        error instanceof IntellistorError && error.code === "INTERRUPTED" &&
+        error.message.includes("(1 of the 2 backups to delete had been deleted)") &&
+        error.hint.includes("run prune again"),
     );
     const listing = await listBackups(storage, "kept");
     assert.equal(listing.backups.length, 2);
