@@ -166,6 +166,26 @@ Deno.test("Ctrl+C during a restore, and a decrypt: exit 130, no partial file lef
     assert.equal(stopped.code, 130, stopped.stderr);
     assert.equal(JSON.parse(stopped.stderr).error.code, "INTERRUPTED");
     assert.deepEqual(await allFiles(decrypted), []);
+
+    // `decrypt --out - | head`: the reader leaves after 64 KiB of 190 MB; the
+    // copy it got is cut short, so the exit says so instead of 0.
+    const piped = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "decrypt", "--policy", "p.yaml", "--key", key, "--out", "-"],
+      cwd: work,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = piped.stdout.getReader();
+    for (let got = 0; got < 65536;) got += (await reader.read()).value?.length ?? Infinity;
+    await reader.cancel();
+    const [cutStatus, cutStderr] = await Promise.all([
+      piped.status,
+      new Response(piped.stderr).text(),
+    ]);
+    const cutError = JSON.parse(cutStderr).error;
+    assert.equal(cutStatus.code, 1, cutStderr);
+    assert.equal(cutError.code, "IO_ERROR");
+    assert.match(cutError.message, /closed before the end/);
   } finally {
     await Deno.remove(work, { recursive: true });
   }

@@ -113,8 +113,16 @@ export async function decryptCommand(
       try {
         await plain.pipeTo(stdout, { preventClose: true, preventAbort: true, signal });
       } catch (error) {
-        // The reader went away (e.g. `| head`): not an error of ours.
+        // The reader went away (`| head`, a dropped ssh): what it got is cut
+        // short and was never checked to its end, so this is no success.
         if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+        throw new IntellistorError(
+          "IO_ERROR",
+          "Standard output was closed before the end of the backup: what was written is " +
+            "incomplete",
+          "The program reading the output stopped early; run it again, or give --out a file name.",
+          { cause: error },
+        );
       }
       return 0;
     }
