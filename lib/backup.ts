@@ -20,6 +20,7 @@ import {
   sealGzippedContent,
 } from "./manifest.ts";
 import { checkPathsExist, type Policy } from "./policy/policy.ts";
+import { LocalStorage } from "./storage/local.ts";
 import type { Storage } from "./storage/storage.ts";
 import { bytesStream, forkTo, MeterStream } from "./streams.ts";
 import { VERSION } from "./version.ts";
@@ -30,7 +31,11 @@ export interface BackupOptions {
   keyring: Keyring;
   /** A second store that receives a copy of both files (the CLI's `--out`). */
   localCopy?: Storage;
-  /** Paths never archived even inside a source (the store, the local copy, the .env file). */
+  /**
+   * Other paths never archived even inside a source (the CLI's .env file).
+   * A local store and local copy are always left out: each backup would
+   * otherwise hold every earlier one, and itself half-written.
+   */
   skipPaths?: string[];
   /** Aborting it stops the backup; nothing is committed (no manifest). */
   signal?: AbortSignal;
@@ -92,7 +97,11 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   const excluded = policy.exclude.length > 0
     ? compilePatterns(policy.exclude, { caseInsensitive: Deno.build.os === "windows" })
     : undefined;
-  const sources = walkSources(policy.paths, { excluded, skipPaths: options.skipPaths, warn });
+  const ownDirectories = [storage, options.localCopy]
+    .filter((store) => store instanceof LocalStorage)
+    .map((store) => store.location);
+  const skipPaths = [...ownDirectories, ...(options.skipPaths ?? [])];
+  const sources = walkSources(policy.paths, { excluded, skipPaths, warn });
   const streamIdHex = Buffer.from(keys.streamId).toString("hex");
   const sealedContent = new SealedContentWriter({
     backup_id: backupId,

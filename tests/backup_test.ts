@@ -10,6 +10,7 @@ import { openHeader } from "../lib/crypto/stream.ts";
 import {
   generateRootKey,
   keyringFromEnv,
+  listEntries,
   LocalStorage,
   openManifest,
   parseManifest,
@@ -284,6 +285,28 @@ for (const given of ["", " given through a symlink", " given with a trailing sla
     });
   });
 }
+
+Deno.test("the SDK leaves out a local store and local copy inside a source, without being told", async () => {
+  await withTempDir("backup", async (dir) => {
+    await write(path.join(dir, "docs", "a.txt"), "data");
+    const keyring = keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() });
+    const policy = validatePolicy({ id: "t", paths: [dir] }, "t");
+    const storage = new LocalStorage(path.join(dir, "store"));
+    const localCopy = new LocalStorage(path.join(dir, "copy"));
+    for (let i = 0; i < 2; i++) {
+      const backup = await runBackup({ policy, storage, keyring, localCopy });
+      const names: string[] = [];
+      await listEntries({
+        storage,
+        keyring,
+        key: backup.key_backup,
+        onEntry: (entry) => void names.push(entry.relative_path),
+      });
+      // Never an earlier backup, nor this one's own half-written object.
+      assert.deepEqual(names.sort(), ["docs", "docs/a.txt"]);
+    }
+  });
+});
 
 Deno.test("one backup's files copied over another's: restore and decrypt refuse, list reports it", async () => {
   await withTempDir("backup", async (dir) => {

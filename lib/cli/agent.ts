@@ -12,7 +12,7 @@ import { IntellistorError } from "../errors.ts";
 import { readPolicy } from "../policy/policy.ts";
 import { openStorage } from "../storage/from_policy.ts";
 import { parseFlags, required } from "./args.ts";
-import { ownPaths, policyKeyring } from "./context.ts";
+import { policyKeyring } from "./context.ts";
 import { type CliIo, printJson } from "./io.ts";
 
 export const agentHelp =
@@ -67,7 +67,7 @@ export async function agentCommand(argv: string[], io: CliIo): Promise<number> {
       "env" in early ? Promise.resolve(early.env) : Promise.reject(early.error),
     openStorage: async (env) => (await openStorage(policy, env)).storage,
     keyring: (env) => policyKeyring(policy, env),
-    skipPaths: ownPaths(policy, envFile),
+    skipPaths: [envFile],
     signal: io.signal,
   });
   printJson(io, result);

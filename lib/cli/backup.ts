@@ -3,7 +3,7 @@ import path from "node:path";
 import { runBackup } from "../backup.ts";
 import { LocalStorage } from "../storage/local.ts";
 import { parseFlags, required } from "./args.ts";
-import { loadContext, ownPaths } from "./context.ts";
+import { loadContext } from "./context.ts";
 import { type CliIo, printJson } from "./io.ts";
 import { commandLine, detectShell } from "./shell_quote.ts";
 
@@ -35,7 +35,8 @@ export async function backupCommand(argv: string[], io: CliIo): Promise<number> 
       storage: context.storage,
       keyring: context.keyring,
       localCopy: localCopyDir === undefined ? undefined : new LocalStorage(localCopyDir),
-      skipPaths: ownPaths(context.policy, context.envFile, localCopyDir),
+      // The store and --out are left out by runBackup; the secrets too.
+      skipPaths: context.envFile === undefined ? [] : [context.envFile],
       signal: io.signal,
     });
     const restoreArgs = [

@@ -101,14 +101,3 @@ async function readPolicyAndEnvironment(io: CliIo, options: ContextOptions) {
   const { env, envFile } = await loadEnvironment(io.env, { envFile: options.envFile, cwd: io.cwd });
   return { policy, env, envFile };
 }
-
-/**
- * What a backup must never archive even when a source holds it: the local
- * store, the local copy (`--out`), the .env file with the secrets, and any
- * other directory the program itself writes to.
- */
-export function ownPaths(policy: Policy, ...more: (string | undefined)[]): string[] {
-  const paths = [...more];
-  if (policy.destination.type === "local") paths.push(policy.destination.path);
-  return paths.filter((p): p is string => p !== undefined);
-}
