@@ -143,6 +143,9 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     if (local.status === "rejected") throw local.reason;
     summary = await commitManifest();
   } catch (error) {
+    // A store that failed without reading the body (an SDK caller's) leaves
+    // the archive and its worker threads waiting: end them.
+    if (!encrypted.locked) await encrypted.cancel(error).catch(() => {});
     // Nothing may stay half-done: an object without its manifest is removed,
     // unless the manifest did land (a lost reply) — then the backup exists.
     // A store that cannot say (unreachable) keeps the object: `list` shows it

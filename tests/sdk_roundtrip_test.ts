@@ -152,3 +152,45 @@ console.log(JSON.stringify({
     assert.equal(await Deno.readTextFile(path.join(work, "out", "nota.txt")), "conteúdo\n");
   });
 });
+
+Deno.test("a caller's store that fails without reading the body: runBackup rejects and the program ends", async () => {
+  await withTempDir("sdk-refusing", async (work) => {
+    const script = path.join(work, "refusing.ts");
+    await Deno.writeTextFile(
+      script,
+      `import { generateRootKey, IntellistorError, keyringFromEnv, LocalStorage, runBackup, validatePolicy } from ${
+        JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+      };
+const work = ${JSON.stringify(work)};
+await Deno.mkdir(work + "/src");
+// Several pieces' worth, so that the archive is still running when put fails.
+const data = new Uint8Array(8 << 20);
+for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
+await Deno.writeFile(work + "/src/random.bin", data);
+const inner = new LocalStorage(work + "/store");
+const refusing = {
+  location: "refusing",
+  head: (k) => inner.head(k),
+  get: (k, r) => inner.get(k, r),
+  list: (p) => inner.list(p),
+  delete: (k) => inner.delete(k),
+  close: () => inner.close(),
+  put: () => Promise.reject(new IntellistorError("STORAGE_UNREACHABLE", "refused", "")),
+};
+const policy = validatePolicy({ id: "p", paths: [work + "/src"] }, "inline");
+const keyring = keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() });
+await runBackup({ policy, storage: refusing, keyring }).catch((e) => console.log(e.code));
+`,
+    );
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-lock", script],
+      cwd: work,
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    // Before, the archive's worker threads kept the process alive for ever.
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assert.equal(new TextDecoder().decode(output.stdout), "STORAGE_UNREACHABLE\n");
+  });
+});
