@@ -13,6 +13,7 @@ import {
   OBJECT_NAME,
   parseManifest,
 } from "./manifest.ts";
+import { LocalStorage } from "./storage/local.ts";
 import type { Storage } from "./storage/storage.ts";
 import { readAll } from "./streams.ts";
 
@@ -62,6 +63,7 @@ export async function listBackups(
   /** Object key → its stored size. */
   const objects = new Map<string, number>();
   const manifests: string[] = [];
+  if (storage instanceof LocalStorage) await storage.assertExists();
   for await (const info of storage.list(`backups/${policyId}/`)) {
     if (info.key.endsWith(`/${OBJECT_NAME}`)) objects.set(info.key, info.size);
     else if (info.key.endsWith(`/${MANIFEST_NAME}`)) manifests.push(info.key);

@@ -14,12 +14,13 @@ import {
   LocalStorage,
   openManifest,
   parseManifest,
+  pruneBackups,
   runBackup,
   runRestore,
   validatePolicy,
 } from "../mod.ts";
 import { readAll } from "../lib/streams.ts";
-import type { IntellistorError } from "../lib/errors.ts";
+import { IntellistorError } from "../lib/errors.ts";
 import { runCli } from "./support/cli.ts";
 import { withTempDir } from "./support/temp.ts";
 
@@ -305,6 +306,20 @@ Deno.test("the SDK leaves out a local store and local copy inside a source, with
       // Never an earlier backup, nor this one's own half-written object.
       assert.deepEqual(names.sort(), ["docs", "docs/a.txt"]);
     }
+  });
+});
+
+Deno.test("listBackups and pruneBackups on a local store that does not exist: BUCKET_NOT_FOUND", async () => {
+  await withTempDir("missing", async (dir) => {
+    const storage = new LocalStorage(path.join(dir, "not-mounted"));
+    const keyring = keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() });
+    const policy = validatePolicy({ id: "t", paths: [dir], retention: { keep_last: 1 } }, "t");
+    const notFound = (error: Error) =>
+      error instanceof IntellistorError && error.code === "BUCKET_NOT_FOUND" &&
+      error.message.includes("does not exist");
+    // A typo or a disk not mounted must not read as "no backups".
+    await assert.rejects(listBackups(storage, "t"), notFound);
+    await assert.rejects(pruneBackups({ storage, policy, keyring }), notFound);
   });
 });
 

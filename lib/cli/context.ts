@@ -60,40 +60,6 @@ export async function loadStoreContext(io: CliIo, options: ContextOptions): Prom
   return { policy, env, envFile, ...await openStorage(policy, env) };
 }
 
-/**
- * For the commands that read a store's history (list, prune): a local store
- * whose directory does not exist is an error, as a missing bucket is, not an
- * empty history; a typo or a disk not mounted would read as "no backups".
- * The first backup creates the directory.
- */
-export async function assertStoreExists(policy: Policy): Promise<void> {
-  if (policy.destination.type !== "local") return;
-  const directory = policy.destination.path;
-  let info: Deno.FileInfo | undefined;
-  try {
-    info = await Deno.stat(directory);
-  } catch (error) {
-    if (error instanceof Deno.errors.PermissionDenied) {
-      throw new IntellistorError(
-        "ACCESS_DENIED",
-        `The local store "${directory}" cannot be reached: permission denied`,
-        "Run as a user who can read the storage directory and the folders above it.",
-      );
-    }
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  if (info === undefined || !info.isDirectory) {
-    throw new IntellistorError(
-      "BUCKET_NOT_FOUND",
-      `The local store "${directory}" ${
-        info === undefined ? "does not exist" : "is not a directory"
-      }`,
-      "Check the policy's destination.path (a typo? a disk not mounted?); the first backup " +
-        "creates it.",
-    );
-  }
-}
-
 async function readPolicyAndEnvironment(io: CliIo, options: ContextOptions) {
   const policy = await readPolicy(path.resolve(io.cwd, options.policyPath), {
     requirePaths: options.requirePaths,

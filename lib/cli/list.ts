@@ -6,7 +6,7 @@ import { IntellistorError } from "../errors.ts";
 import { listBackups } from "../list.ts";
 import { listEntries } from "../restore.ts";
 import { parseFlags, required } from "./args.ts";
-import { assertStoreExists, loadContext, loadStoreContext } from "./context.ts";
+import { loadContext, loadStoreContext } from "./context.ts";
 import { type CliIo, printJson } from "./io.ts";
 
 export const listHelp = `Usage: intellistor list --policy FILE [--env-file FILE]
@@ -46,7 +46,6 @@ export async function listCommand(argv: string[], io: CliIo): Promise<number> {
     requirePaths: false,
   });
   try {
-    await assertStoreExists(context.policy);
     printJson(io, await listBackups(context.storage, context.policy.id));
     return 0;
   } finally {

@@ -2,7 +2,7 @@
 import { IntellistorError } from "../errors.ts";
 import { pruneBackups, retentionEnabled } from "../retention.ts";
 import { parseFlags, required } from "./args.ts";
-import { assertStoreExists, loadContext } from "./context.ts";
+import { loadContext } from "./context.ts";
 import { type CliIo, printJson } from "./io.ts";
 
 export const pruneHelp =
@@ -51,7 +51,6 @@ export async function pruneCommand(argv: string[], io: CliIo): Promise<number> {
           "then try it with --dry-run.",
       );
     }
-    await assertStoreExists(policy);
     printJson(
       io,
       await pruneBackups({

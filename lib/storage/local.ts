@@ -39,6 +39,37 @@ export class LocalStorage implements Storage {
     this.location = resolve(root);
   }
 
+  /**
+   * For reading a store's history (list, prune): a root directory that does
+   * not exist is BUCKET_NOT_FOUND, as a missing bucket is, not an empty
+   * history, since a typo or a disk not mounted would read as "no backups".
+   */
+  async assertExists(): Promise<void> {
+    let info: Deno.FileInfo | undefined;
+    try {
+      info = await Deno.stat(this.location);
+    } catch (error) {
+      if (error instanceof Deno.errors.PermissionDenied) {
+        throw new IntellistorError(
+          "ACCESS_DENIED",
+          `The local store "${this.location}" cannot be reached: permission denied`,
+          "Run as a user who can read the storage directory and the folders above it.",
+        );
+      }
+      if (!isNotFound(error)) throw ioError(`Cannot reach ${this.location}`, error);
+    }
+    if (info === undefined || !info.isDirectory) {
+      throw new IntellistorError(
+        "BUCKET_NOT_FOUND",
+        `The local store "${this.location}" ${
+          info === undefined ? "does not exist" : "is not a directory"
+        }`,
+        "Check the policy's destination.path (a typo? a disk not mounted?); the first backup " +
+          "creates it.",
+      );
+    }
+  }
+
   async put(key: string, body: ReadableStream<Uint8Array>): Promise<ObjectInfo> {
     const path = this.#pathOf(key);
     if (key.split("/").at(-1)!.startsWith(tempFilePrefix)) {
