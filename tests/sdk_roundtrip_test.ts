@@ -194,3 +194,33 @@ await runBackup({ policy, storage: refusing, keyring }).catch((e) => console.log
     assert.equal(new TextDecoder().decode(output.stdout), "STORAGE_UNREACHABLE\n");
   });
 });
+
+Deno.test("mod.ts and main.ts reach the AWS SDK only by a computed import, loaded on first S3 use", async () => {
+  // Deno resolves (and on a fresh machine downloads) every module a program
+  // reaches by code imports, literal dynamic ones included, when it starts.
+  for (const entry of ["../mod.ts", "../main.ts"]) {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", new URL(entry, import.meta.url).pathname],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    assert.ok(output.success);
+    const graph = JSON.parse(new TextDecoder().decode(output.stdout)) as {
+      roots: string[];
+      modules: { specifier: string; dependencies?: { code?: { specifier: string } }[] }[];
+    };
+    const modules = new Map(graph.modules.map((m) => [m.specifier, m]));
+    const reached = new Set<string>();
+    const visit = (specifier: string) => {
+      if (reached.has(specifier)) return;
+      reached.add(specifier);
+      for (const dependency of modules.get(specifier)?.dependencies ?? []) {
+        if (dependency.code) visit(dependency.code.specifier);
+      }
+    };
+    graph.roots.forEach(visit);
+    assert.ok(reached.size > 5, `${entry}: ${reached.size} modules`);
+    const aws = [...reached].filter((s) => s.includes("aws-sdk") || s.endsWith("/storage/s3.ts"));
+    assert.deepEqual(aws, [], entry);
+  }
+});

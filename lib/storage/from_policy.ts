@@ -6,6 +6,7 @@ import type { Environment } from "../config/env.ts";
 import { IntellistorError } from "../errors.ts";
 import { endpointProblem, type Policy } from "../policy/policy.ts";
 import { LocalStorage } from "./local.ts";
+import type { S3StorageOptions } from "./s3.ts";
 import type { Storage } from "./storage.ts";
 
 export interface StorageTarget {
@@ -48,11 +49,6 @@ export async function openStorage(policy: Policy, env: Environment): Promise<Sto
       );
     }
   }
-  // Loaded only here, by computed URL (see lib/cli/run.ts, commandModule): commands
-  // that never touch S3 never load the AWS SDK, nor resolve it when they start.
-  const { createS3Storage }: typeof import("./s3.ts") = await import(
-    new URL("./s3.ts", import.meta.url).href
-  );
   const storage = await createS3Storage({
     bucket,
     prefix: destination.prefix || undefined,
@@ -63,4 +59,28 @@ export async function openStorage(policy: Policy, env: Environment): Promise<Sto
       : undefined,
   });
   return { storage, bucket };
+}
+
+/**
+ * Creates a `Storage` for an S3 bucket. Nothing is sent until the first
+ * operation, so a wrong bucket or credentials surface there, as
+ * IntellistorError (BUCKET_NOT_FOUND, ACCESS_DENIED, STORAGE_UNREACHABLE, …).
+ *
+ * The AWS SDK (s3.ts) is loaded on the first call, by computed URL (see lib/cli/run.ts,
+ * commandModule): a program that never touches S3, the CLI or one using the
+ * SDK, never loads it, nor resolves it when it starts.
+ *
+ * @example
+ * ```ts
+ * const storage = await createS3Storage({ bucket: "backups", endpoint: "http://127.0.0.1:9000" });
+ * try {
+ *   for await (const object of storage.list("backups/")) console.log(object.key, object.size);
+ * } finally {
+ *   await storage.close();
+ * }
+ * ```
+ */
+export async function createS3Storage(options: S3StorageOptions): Promise<Storage> {
+  const s3: typeof import("./s3.ts") = await import(new URL("./s3.ts", import.meta.url).href);
+  return await s3.createS3Storage(options);
 }

@@ -44,16 +44,8 @@ const minimumPartSize = 5 * 1024 * 1024;
  * Creates a `Storage` for an S3 bucket. Nothing is sent until the first
  * operation, so a wrong bucket or credentials surface there, as
  * IntellistorError (BUCKET_NOT_FOUND, ACCESS_DENIED, STORAGE_UNREACHABLE, …).
- *
- * @example
- * ```ts
- * const storage = await createS3Storage({ bucket: "backups", endpoint: "http://127.0.0.1:9000" });
- * try {
- *   for await (const object of storage.list("backups/")) console.log(object.key, object.size);
- * } finally {
- *   await storage.close();
- * }
- * ```
+ * Programs reach it through from_policy.ts's `createS3Storage`, which loads
+ * this module on first use.
  */
 export async function createS3Storage(options: S3StorageOptions): Promise<Storage> {
   const partSize = options.partSize ?? defaultPartSize;
