@@ -183,11 +183,20 @@ export function toIntellistorError(error: unknown): IntellistorError {
   for (const [type, hint] of ioErrors) {
     if (error instanceof type) return new IntellistorError("IO_ERROR", error.message, hint);
   }
+  // A caller's AbortSignal.timeout() rejects with a TimeoutError, abort() with an AbortError.
   if (
     error instanceof Deno.errors.Interrupted ||
-    (error instanceof DOMException && error.name === "AbortError")
+    (error instanceof DOMException && ["AbortError", "TimeoutError"].includes(error.name))
   ) {
     return interruptedError({ cleanedUp: true });
+  }
+  // The executable has every permission; an SDK program run without one is told which.
+  if (error instanceof Deno.errors.NotCapable) {
+    return new IntellistorError(
+      "USAGE",
+      `A Deno permission is missing: ${error.message}`,
+      "Run the program with the permission named (the README's SDK section lists them).",
+    );
   }
   const message = error instanceof Error ? error.message : String(error);
   // What the system call was doing, as Deno says it: "mkdir '/srv/out'".

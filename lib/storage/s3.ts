@@ -10,7 +10,7 @@ import type { S3Client } from "npm:@aws-sdk/client-s3@3.1169.0";
 
 /** The SDK module, loaded on first use (type-only here, so importing this file loads nothing). */
 type S3Sdk = typeof import("npm:@aws-sdk/client-s3@3.1169.0");
-import { IntellistorError } from "../errors.ts";
+import { IntellistorError, toIntellistorError } from "../errors.ts";
 import type { ByteRange, ObjectInfo, Storage } from "./storage.ts";
 import { assertByteRange, assertStorageKey, assertStoragePrefix } from "./storage_rules.ts";
 
@@ -314,6 +314,8 @@ const accessDeniedNames = new Set([
  */
 function mapS3Error(error: unknown, context: S3ErrorContext): IntellistorError {
   if (error instanceof IntellistorError) return error;
+  // An SDK program without --allow-sys or --allow-net: not the store's failure.
+  if (error instanceof Deno.errors.NotCapable) return toIntellistorError(error);
   const name = errorName(error);
   const status = httpStatus(error);
   const what = context.operation === "list"
