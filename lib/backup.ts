@@ -37,7 +37,11 @@ export interface BackupOptions {
    * otherwise hold every earlier one, and itself half-written.
    */
   skipPaths?: string[];
-  /** Aborting it stops the backup; nothing is committed (no manifest). */
+  /**
+   * Aborting it while the archive is made stops the backup, and nothing is
+   * committed (no manifest); once the whole object is stored, the backup is
+   * completed instead.
+   */
   signal?: AbortSignal;
   /** Injectable clock (tests). */
   now?: () => Date;
@@ -72,6 +76,14 @@ export function formatTimestamp(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
 }
 
+/**
+ * Backs up the policy's paths into `storage` (what `intellistor backup` does):
+ * the encrypted object first, then its sealed manifest, so that a backup
+ * exists only once complete. Source files that cannot be read are
+ * `warnings` (and `partial`), not errors. Rejects with an IntellistorError
+ * (POLICY_INVALID for a missing source, the store's errors…), or with the
+ * signal's reason when aborted (an AbortError for `abort()`).
+ */
 export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   const { policy, storage } = options;
   const now = options.now ?? (() => new Date());

@@ -55,6 +55,11 @@ export interface ListOptions {
   inspect?: (backup: BackupListing, manifest: Manifest) => Promise<void>;
 }
 
+/**
+ * The policy's backups in `storage` (what `intellistor list` prints): complete
+ * ones (with a manifest), incomplete objects and damaged manifests. Needs no
+ * key. A local store whose directory does not exist is BUCKET_NOT_FOUND.
+ */
 export async function listBackups(
   storage: Storage,
   policyId: string,

@@ -167,6 +167,14 @@ export async function listEntries(options: ListEntriesOptions): Promise<ListEntr
   return { backup_id, policy: policy_id, timestamp, key_backup: key, count };
 }
 
+/**
+ * Restores a backup, or the entries `only` selects, into `outDir` (what
+ * `intellistor restore` does): every file verified against its SHA-256 and
+ * given its name only then, nothing written outside `outDir`. Resolves even
+ * when some entries failed: check `integrity` and `failures`. Rejects with
+ * an IntellistorError (BACKUP_NOT_FOUND, WRONG_KEY, OUTPUT_EXISTS, NO_MATCH,
+ * INTEGRITY…) when nothing can be restored, or with the signal's reason.
+ */
 export async function runRestore(options: RestoreOptions): Promise<RestoreResult> {
   const startedMs = performance.now();
   const platform = options.platform ?? currentPlatform;

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   compilePatterns,
   createS3Storage,
@@ -99,26 +100,39 @@ Deno.test("SDK round trip through S3 (multipart) restores the tree identically",
   }
 });
 
-Deno.test("mod.ts works from a script outside the project, with no deno.json of its own", async () => {
-  await withTempDir("sdk-outside", async (work) => {
-    await Deno.mkdir(path.join(work, "src"));
-    await Deno.writeTextFile(path.join(work, "src", "nota.txt"), "conteúdo\n");
-    const script = path.join(work, "user.ts");
-    await Deno.writeTextFile(
-      script,
-      `import { keyringFromEnv, listBackups, LocalStorage, runBackup, runRestore, toIntellistorError, validatePolicy } from ${
-        JSON.stringify(new URL("../mod.ts", import.meta.url).href)
-      };
+for (const store of ["local", "s3"] as const) {
+  Deno.test(`mod.ts from a script outside the project, ${store} store, with the README's permissions`, async () => {
+    const server = store === "s3" ? await startS3Server() : undefined;
+    try {
+      await withTempDir("sdk-outside", async (work) => {
+        await Deno.mkdir(path.join(work, "src"));
+        await Deno.writeTextFile(path.join(work, "src", "nota.txt"), "conteúdo\n");
+        const script = path.join(work, "user.ts");
+        const storage = server === undefined
+          ? `new LocalStorage(work + "/store")`
+          : `await createS3Storage(${
+            JSON.stringify({
+              bucket: server.bucket,
+              endpoint: server.endpoint,
+              credentials: s3rverCredentials,
+            })
+          })`;
+        await Deno.writeTextFile(
+          script,
+          `import { createS3Storage, listBackups, LocalStorage, policyKeyring, runBackup, runRestore, toIntellistorError, validatePolicy } from ${
+            JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+          };
 const work = ${JSON.stringify(work)};
 const policy = validatePolicy({ id: "outside", paths: [work + "/src"] }, "inline");
-const storage = new LocalStorage(work + "/store");
-const keyring = keyringFromEnv({ INTELLISTOR_PASSPHRASE: "a passphrase of some length" });
+const storage = ${storage};
+const keyring = policyKeyring(policy, { INTELLISTOR_PASSPHRASE: "a passphrase of some length" });
 const backup = await runBackup({ policy, storage, keyring });
 const restore = await runRestore({ storage, keyring, key: backup.key_backup, outDir: work + "/out", only: ["*.txt"] });
 const listing = await listBackups(storage, "outside");
 // A system error (--out is a file) becomes the error the CLI would print.
 const error = await runRestore({ storage, keyring, key: backup.key_backup, outDir: work + "/src/nota.txt" })
   .then(() => undefined, (e) => toIntellistorError(e).code);
+await storage.close();
 console.log(JSON.stringify({
   files: backup.files,
   integrity: restore.integrity,
@@ -126,32 +140,39 @@ console.log(JSON.stringify({
   error,
 }));
 `,
-    );
-    // The permissions README's SDK section lists for a local store, and no more.
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-read",
-        `--allow-write=${work}`,
-        "--allow-sys=hostname",
-        "--no-lock",
-        script,
-      ],
-      cwd: work,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(output.stderr);
-    assert.equal(output.code, 0, stderr);
-    assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), {
-      files: 1,
-      integrity: "ok",
-      listed: [true],
-      error: "IO_ERROR",
-    });
-    assert.equal(await Deno.readTextFile(path.join(work, "out", "nota.txt")), "conteúdo\n");
+        );
+        // The permissions the README's SDK section lists, and no more: reading
+        // only the work folder and the folder holding mod.ts (the workers' modules).
+        const project = path.dirname(fileURLToPath(new URL("../mod.ts", import.meta.url)));
+        const s3Permissions = ["--allow-net", "--allow-env", "--allow-sys=hostname,osRelease"];
+        const output = await new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            `--allow-read=${work},${project}`,
+            `--allow-write=${work}`,
+            ...(server === undefined ? ["--allow-sys=hostname"] : s3Permissions),
+            "--no-lock",
+            script,
+          ],
+          cwd: work,
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const stderr = new TextDecoder().decode(output.stderr);
+        assert.equal(output.code, 0, stderr);
+        assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), {
+          files: 1,
+          integrity: "ok",
+          listed: [true],
+          error: "IO_ERROR",
+        });
+        assert.equal(await Deno.readTextFile(path.join(work, "out", "nota.txt")), "conteúdo\n");
+      });
+    } finally {
+      await server?.stop();
+    }
   });
-});
+}
 
 Deno.test("a caller's store that fails without reading the body: runBackup rejects and the program ends", async () => {
   await withTempDir("sdk-refusing", async (work) => {

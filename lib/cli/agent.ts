@@ -8,11 +8,11 @@ import path from "node:path";
 import { runAgent } from "../agent/agent_run.ts";
 import { defaultStateDir, isFullyQualified } from "../agent/state_dir.ts";
 import { loadEnvironment } from "../config/env.ts";
+import { policyKeyring } from "../crypto/keys.ts";
 import { IntellistorError } from "../errors.ts";
 import { readPolicy } from "../policy/policy.ts";
 import { openStorage } from "../storage/from_policy.ts";
 import { parseFlags, required } from "./args.ts";
-import { policyKeyring } from "./context.ts";
 import { type CliIo, printJson } from "./io.ts";
 
 export const agentHelp =

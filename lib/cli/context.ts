@@ -1,7 +1,7 @@
 /** What backup, restore, list and decrypt need before they start: policy, environment, keys, store. */
 import path from "node:path";
 import { type Environment, loadEnvironment } from "../config/env.ts";
-import { type Keyring, keyringFromEnv } from "../crypto/keys.ts";
+import { type Keyring, policyKeyring } from "../crypto/keys.ts";
 import { IntellistorError } from "../errors.ts";
 import { type Policy, readPolicy } from "../policy/policy.ts";
 import { openStorage, type StorageTarget } from "../storage/from_policy.ts";
@@ -44,14 +44,6 @@ export async function loadContext(io: CliIo, options: ContextOptions): Promise<C
     throw error;
   }
   return { policy, env, envFile, keyring, ...await openStorage(policy, env) };
-}
-
-/** The keyring from the variables the policy names (INTELLISTOR_KEY… by default). */
-export function policyKeyring(policy: Policy, env: Environment): Keyring {
-  return keyringFromEnv(env, {
-    keyEnv: policy.encryption.key_env,
-    passphraseEnv: policy.encryption.passphrase_env,
-  });
 }
 
 /** Policy, environment and store, for commands that need no key (list). */

@@ -21,6 +21,12 @@ export interface LoadedEnvironment {
   envFile?: string;
 }
 
+/**
+ * `base` (the process's environment) with the .env file's settings over it,
+ * as the CLI reads them: `options.envFile`, else `.env` in `options.cwd` if
+ * present. ENV_FILE_NOT_FOUND for a named file that is missing,
+ * ENV_FILE_INVALID for one that cannot be used (a variable set twice…).
+ */
 export async function loadEnvironment(
   base: Environment,
   options: { envFile?: string; cwd: string },

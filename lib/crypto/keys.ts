@@ -16,6 +16,7 @@
 
 import { scryptAsync } from "npm:@noble/hashes@2.4.0/scrypt.js";
 import { IntellistorError } from "../errors.ts";
+import type { Policy } from "../policy/policy.ts";
 import { concatBytes, fromBase64, randomBytes, toBase64, toHex, utf8 } from "./bytes.ts";
 
 /** Default variable holding the base64 root key. */
@@ -205,6 +206,20 @@ export function keyringFromEnv(
   all.push(...oldPassphrases(env));
 
   return { current: all[0], all };
+}
+
+/**
+ * The keyring from the variables the policy names (`encryption.key_env`,
+ * `encryption.passphrase_env`; INTELLISTOR_KEY… by default), as the CLI builds it.
+ */
+export function policyKeyring(
+  policy: Pick<Policy, "encryption">,
+  env: Record<string, string | undefined>,
+): Keyring {
+  return keyringFromEnv(env, {
+    keyEnv: policy.encryption.key_env,
+    passphraseEnv: policy.encryption.passphrase_env,
+  });
 }
 
 /** A new random root key, base64 (what `intellistor key generate` prints). */

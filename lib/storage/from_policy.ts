@@ -15,6 +15,12 @@ export interface StorageTarget {
   bucket: string | null;
 }
 
+/**
+ * The store the policy's destination names, as the CLI opens it: a local
+ * directory, or an S3 bucket (the bucket, endpoint and region from the policy,
+ * else from `env`: AWS_S3_BUCKET, AWS_ENDPOINT_URL_S3, AWS_REGION…). Close it
+ * when done.
+ */
 export async function openStorage(policy: Policy, env: Environment): Promise<StorageTarget> {
   const destination = policy.destination;
   if (destination.type === "local") {
