@@ -123,7 +123,11 @@ export interface ListEntriesOptions {
   /** Glob patterns on relative_path, as restore's --only; none = every entry. */
   only?: string[];
   platform?: Platform;
-  /** Called for each matching entry, in archive order, as the manifest is read. */
+  /**
+   * Called for each matching entry, in archive order, as the manifest is read.
+   * Synchronous: what it throws ends the listing with that error; a promise
+   * returned (an async function) is refused, as it could not be awaited.
+   */
   onEntry: (entry: BackupEntry) => void;
 }
 
@@ -161,7 +165,11 @@ export async function listEntries(options: ListEntriesOptions): Promise<ListEntr
         : String(entry.mtime),
     };
     if (entry.link !== undefined) listed.link = entry.link;
-    options.onEntry(listed);
+    const returned: unknown = options.onEntry(listed);
+    if (returned instanceof Promise) {
+      returned.catch(() => {}); // refused below: its failure is not left unhandled
+      throw new TypeError("listEntries: onEntry must be synchronous (it returned a promise)");
+    }
   });
   const { backup_id, policy_id, timestamp } = manifest.value;
   return { backup_id, policy: policy_id, timestamp, key_backup: key, count };
@@ -263,7 +271,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
     policy: manifest.value.policy_id,
     timestamp: manifest.value.timestamp,
     key_backup: key,
-    out: options.outDir,
+    out: path.resolve(options.outDir),
     found: entries.selectedCount,
     restored: extractor.restored,
     bytes: extractor.bytes,

@@ -305,6 +305,11 @@ Deno.test("the SDK leaves out a local store and local copy inside a source, with
       });
       // Never an earlier backup, nor this one's own half-written object.
       assert.deepEqual(names.sort(), ["docs", "docs/a.txt"]);
+      // onEntry is synchronous: an async one is refused, not left unawaited.
+      await assert.rejects(
+        listEntries({ storage, keyring, key: backup.key_backup, onEntry: async () => {} }),
+        /onEntry must be synchronous/,
+      );
     }
   });
 });
