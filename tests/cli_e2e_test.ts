@@ -382,6 +382,7 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
       argv: string[],
       code: string,
       exit: number,
+      message?: RegExp,
     ) => {
       await t.step(name, async () => {
         const result = await runCli(argv, { cwd: world.work });
@@ -389,6 +390,7 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
         assert.equal(result.stdout, "");
         const error = result.error();
         assert.equal(error.code, code);
+        if (message) assert.match(error.message, message);
         assert.ok(error.message.length > 0 && error.hint.length > 0, result.stderr);
         assert.equal(result.stderr.trim().split("\n").length, 1, "one line of JSON");
         assert.doesNotMatch(result.stderr, /\n\s+at /);
@@ -417,6 +419,11 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
       ...world.env,
       AWS_ENDPOINT_URL_S3: "127.0.0.1:9000",
     });
+    const urlBucket = await withEnv("urlbucket.env", {
+      ...world.env,
+      AWS_S3_BUCKET: "s3://intellistor-prd",
+    });
+    const badRegion = await withEnv("badregion.env", { ...world.env, AWS_REGION: "eu west/1" });
     const noBucket = await withEnv("nobucket.env", {
       ...world.env,
       AWS_S3_BUCKET: "does-not-exist",
@@ -435,6 +442,21 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
       ["backup", ...policy, "--env-file", badEndpoint],
       "ENV_FILE_INVALID",
       2,
+    );
+    // The rules the policy's own bucket and region get, not "try again later".
+    await expectError(
+      "AWS_S3_BUCKET given as an s3:// URL → ENV_FILE_INVALID (2), naming the variable",
+      ["list", ...policy, "--env-file", urlBucket],
+      "ENV_FILE_INVALID",
+      2,
+      /AWS_S3_BUCKET: "s3:\/\/intellistor-prd" is not a bucket name/,
+    );
+    await expectError(
+      "AWS_REGION that is no region → ENV_FILE_INVALID (2)",
+      ["backup", ...policy, "--env-file", badRegion],
+      "ENV_FILE_INVALID",
+      2,
+      /AWS_REGION: "eu west\/1" is not a region name/,
     );
     await t.step(
       "list on a local store whose directory does not exist → BUCKET_NOT_FOUND (10)",

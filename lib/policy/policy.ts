@@ -634,7 +634,8 @@ function readOptionalText(
   return value;
 }
 
-function bucketProblem(bucket: string): string | undefined {
+/** Why `bucket` cannot be a bucket name, or undefined: for destination.bucket and AWS_S3_BUCKET alike. */
+export function bucketProblem(bucket: string): string | undefined {
   if (/^s3:\/\//i.test(bucket) || bucket.includes("/")) {
     return `${JSON.stringify(bucket)} is not a bucket name (write only the name here, ` +
       "and any folder in destination.prefix)";
@@ -688,7 +689,8 @@ export function endpointProblem(endpoint: string): string | undefined {
   return undefined;
 }
 
-function regionProblem(region: string): string | undefined {
+/** Why `region` cannot be a region, or undefined: for destination.region and AWS_REGION alike. */
+export function regionProblem(region: string): string | undefined {
   if (/^[A-Za-z0-9_-]{1,64}$/.test(region)) return undefined;
   return `${JSON.stringify(region)} is not a region name such as "us-east-1"`;
 }

@@ -4,7 +4,7 @@
  */
 import type { Environment } from "../config/env.ts";
 import { IntellistorError } from "../errors.ts";
-import { endpointProblem, type Policy } from "../policy/policy.ts";
+import { bucketProblem, endpointProblem, type Policy, regionProblem } from "../policy/policy.ts";
 import { LocalStorage } from "./local.ts";
 import type { S3StorageOptions } from "./s3.ts";
 import type { Storage } from "./storage.ts";
@@ -34,6 +34,12 @@ export async function openStorage(policy: Policy, env: Environment): Promise<Sto
       "Set AWS_S3_BUCKET in the .env file (see .env.example), or destination.bucket in the policy.",
     );
   }
+  // The policy's own values were checked when it was read; the environment's
+  // get the same rules here, before any request can fail on them.
+  const regionVariable = ["AWS_REGION", "AWS_DEFAULT_REGION"].find((name) => env[name]);
+  const region = destination.region || (regionVariable && env[regionVariable]) || undefined;
+  if (!destination.bucket) checkSetting("AWS_S3_BUCKET", bucket, bucketProblem);
+  if (!destination.region && regionVariable) checkSetting(regionVariable, region!, regionProblem);
   const accessKeyId = env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
   if (!accessKeyId || !secretAccessKey) {
@@ -46,25 +52,34 @@ export async function openStorage(policy: Policy, env: Environment): Promise<Sto
   const endpointVariable = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].find((name) => env[name]);
   const endpoint = destination.endpoint || (endpointVariable && env[endpointVariable]) || undefined;
   if (!destination.endpoint && endpointVariable !== undefined) {
-    const problem = endpointProblem(env[endpointVariable]!);
-    if (problem !== undefined) {
-      throw new IntellistorError(
-        "ENV_FILE_INVALID",
-        `${endpointVariable}: ${problem}`,
-        `Fix ${endpointVariable} in the .env file (see .env.example), or remove it for AWS itself.`,
-      );
-    }
+    checkSetting(endpointVariable, endpoint!, endpointProblem, "or remove it for AWS itself");
   }
   const storage = await createS3Storage({
     bucket,
     prefix: destination.prefix || undefined,
     endpoint,
-    region: destination.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
+    region,
     credentials: accessKeyId && secretAccessKey
       ? { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined }
       : undefined,
   });
   return { storage, bucket };
+}
+
+/** ENV_FILE_INVALID for an S3 setting from the environment that the policy's rules refuse. */
+function checkSetting(
+  variable: string,
+  value: string,
+  problemOf: (value: string) => string | undefined,
+  alternative = "or set it in the policy",
+): void {
+  const problem = problemOf(value);
+  if (problem === undefined) return;
+  throw new IntellistorError(
+    "ENV_FILE_INVALID",
+    `${variable}: ${problem}`,
+    `Fix ${variable} in the .env file (see .env.example), ${alternative}.`,
+  );
 }
 
 /**
