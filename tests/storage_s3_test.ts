@@ -159,6 +159,22 @@ Deno.test(
 );
 
 Deno.test(
+  "S3Storage: https to a plain-http server says to check the scheme, not to try again later",
+  leakChecks,
+  async () => {
+    const endpoint = server.endpoint.replace(/^http:/, "https:");
+    const storage = await createS3Storage(s3Options({ endpoint }));
+    try {
+      const error = await rejection(Array.fromAsync(storage.list("")));
+      assertIntellistorError(error, "STORAGE_ERROR");
+      assert.match(error.hint, /scheme \(http:\/\/ or https:\/\/\)/);
+    } finally {
+      await storage.close();
+    }
+  },
+);
+
+Deno.test(
   "S3Storage: a missing bucket is BUCKET_NOT_FOUND with a hint naming the setting",
   leakChecks,
   async () => {

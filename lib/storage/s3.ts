@@ -362,6 +362,10 @@ function mapS3Error(error: unknown, context: S3ErrorContext): IntellistorError {
   const message = error instanceof Error ? error.message : String(error);
   const hint = name === "PermanentRedirect" || name === "AuthorizationHeaderMalformed"
     ? "The bucket is probably in another region: set AWS_REGION / the policy's destination.region."
+    : /wrong version number|SSL routines|certificate|TLS/i.test(message)
+    // A setting, not an outage: https to a plain-http server, or a certificate not trusted.
+    ? "Check the endpoint's scheme (http:// or https://) and, for https, that its certificate is " +
+      "trusted by this machine."
     : "Try again later; if it persists, check the S3 service status and the bucket's settings.";
   return new IntellistorError(
     "STORAGE_ERROR",
