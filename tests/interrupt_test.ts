@@ -261,3 +261,42 @@ Deno.test("a stop whose clean-up hangs (silent store): the second Ctrl+C exits 1
     await Deno.remove(work, { recursive: true });
   }
 });
+
+Deno.test("Ctrl+C on list against a store that does not answer: exit 130 at once, nothing to clean up", async () => {
+  const server = await startS3Server();
+  const proxy = startFaultProxy(server.endpoint, () => ({ kind: "stall", ms: 600_000 }));
+  const work = await Deno.makeTempDir({ prefix: "intellistor-int-list-" });
+  try {
+    await Deno.writeTextFile(
+      path.join(work, ".env"),
+      [
+        `AWS_ACCESS_KEY_ID=${s3rverCredentials.accessKeyId}`,
+        `AWS_SECRET_ACCESS_KEY=${s3rverCredentials.secretAccessKey}`,
+        `AWS_S3_BUCKET=${server.bucket}`,
+        `AWS_ENDPOINT_URL_S3=${proxy.endpoint}`,
+      ].join("\n"),
+    );
+    await Deno.mkdir(path.join(work, "src"));
+    const created = await runCli(
+      ["policy-create", "--out", "p.yaml", "--paths", "src"],
+      { cwd: work },
+    );
+    assert.equal(created.code, 0, created.stderr);
+    const started = Date.now();
+    // list writes nothing: it need not wait the 20 s a clean-up may take.
+    const result = await interrupt(
+      ["list", "--policy", "p.yaml"],
+      work,
+      () => Promise.resolve(proxy.log.length > 0),
+    );
+    assert.equal(result.code, 130, result.stderr);
+    const error = JSON.parse(result.stderr).error;
+    assert.equal(error.code, "INTERRUPTED");
+    assert.equal(error.message, "Interrupted");
+    assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`);
+  } finally {
+    await proxy.stop();
+    await server.stop();
+    await Deno.remove(work, { recursive: true });
+  }
+});

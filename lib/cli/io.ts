@@ -15,3 +15,18 @@ export interface CliIo {
 export function printJson(io: CliIo, value: unknown): void {
   io.stdout(JSON.stringify(value, null, 2) + "\n");
 }
+
+/**
+ * `work`, or an AbortError as soon as `signal` is aborted: for commands that
+ * write nothing (list), which need not wait on a request to a store that
+ * stopped answering; the request is abandoned when the process exits.
+ */
+export function untilStopped<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return work;
+  return new Promise<T>((resolve, reject) => {
+    const stop = () => reject(new DOMException("Interrupted", "AbortError"));
+    if (signal.aborted) stop();
+    signal.addEventListener("abort", stop, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", stop));
+  });
+}

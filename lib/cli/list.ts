@@ -7,7 +7,7 @@ import { listBackups } from "../list.ts";
 import { listEntries } from "../restore.ts";
 import { parseFlags, required } from "./args.ts";
 import { loadContext, loadStoreContext } from "./context.ts";
-import { type CliIo, printJson } from "./io.ts";
+import { type CliIo, printJson, untilStopped } from "./io.ts";
 
 export const listHelp = `Usage: intellistor list --policy FILE [--env-file FILE]
        intellistor list --policy FILE --key KEY [--only PATTERN]... [--env-file FILE]
@@ -46,7 +46,7 @@ export async function listCommand(argv: string[], io: CliIo): Promise<number> {
     requirePaths: false,
   });
   try {
-    printJson(io, await listBackups(context.storage, context.policy.id));
+    printJson(io, await untilStopped(listBackups(context.storage, context.policy.id), io.signal));
     return 0;
   } finally {
     await context.storage.close();
@@ -73,20 +73,23 @@ async function listBackupEntries(
   let pending = "";
   let first = true;
   try {
-    const result = await listEntries({
-      storage: context.storage,
-      keyring: context.keyring,
-      key: flags.key!,
-      only: flags.only,
-      onEntry: (entry) => {
-        pending += `${first ? '{\n  "entries": [\n' : ",\n"}    ${JSON.stringify(entry)}`;
-        first = false;
-        if (pending.length >= OUTPUT_BATCH) {
-          io.stdout(pending);
-          pending = "";
-        }
-      },
-    });
+    const result = await untilStopped(
+      listEntries({
+        storage: context.storage,
+        keyring: context.keyring,
+        key: flags.key!,
+        only: flags.only,
+        onEntry: (entry) => {
+          pending += `${first ? '{\n  "entries": [\n' : ",\n"}    ${JSON.stringify(entry)}`;
+          first = false;
+          if (pending.length >= OUTPUT_BATCH) {
+            io.stdout(pending);
+            pending = "";
+          }
+        },
+      }),
+      io.signal,
+    );
     const fields = JSON.stringify(result, null, 2).slice(2); // without the opening "{\n"
     io.stdout(`${pending}${first ? '{\n  "entries": [' : "\n  "}],\n${fields}\n`);
     return 0;
