@@ -462,6 +462,13 @@ export function parseBackupKey(input: string): { objectKey: string; manifestKey:
   const objectKey = input.trim().replaceAll("\\", "/").replace(/^(\.\/)+/, "");
   const hint = 'Use the "s3.key_backup" value printed by the backup (or by "intellistor list"), ' +
     `e.g. "backups/<policy>/<timestamp>/<backup_id>/${OBJECT_NAME}".`;
+  if (/^s3:\/\//i.test(objectKey)) {
+    throw new IntellistorError(
+      "USAGE",
+      `--key takes the key inside the policy's destination, not an s3:// URL ("${input}")`,
+      `${hint} The bucket and prefix come from the policy.`,
+    );
+  }
   if (!objectKey.endsWith(`/${OBJECT_NAME}`) && objectKey !== OBJECT_NAME) {
     throw new IntellistorError(
       "USAGE",

@@ -464,7 +464,7 @@ async function fetchManifest(
         ? `No backup at "${objectKey}" in ${storage.location}`
         : `Backup "${objectKey}" is incomplete: it has no manifest (the backup did not finish)`,
       object === undefined
-        ? 'Check --key (the "s3.key_backup" value a backup printed) and the policy\'s destination.'
+        ? notFoundHint(objectKey)
         : "Restore another backup; a backup exists only once its manifest is written.",
     );
   }
@@ -472,6 +472,16 @@ async function fetchManifest(
     value: parseManifest(new TextDecoder().decode(bytes), manifestKey),
     bytes: bytes.length,
   };
+}
+
+/** What to check when no backup is at a key; a key pasted with the prefix in front is named. */
+function notFoundHint(objectKey: string): string {
+  const inner = objectKey.indexOf("/backups/");
+  if (!objectKey.startsWith("backups/") && inner > 0) {
+    return `Keys are relative to the destination's prefix, as "s3.key_backup" prints them: try ` +
+      `"${objectKey.slice(inner + 1)}".`;
+  }
+  return 'Check --key (the "s3.key_backup" value a backup printed) and the policy\'s destination.';
 }
 
 /** Groups sorted segment indexes into runs whose bytes are adjacent in the object. */

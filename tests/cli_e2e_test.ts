@@ -458,6 +458,30 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
       2,
       /AWS_REGION: "eu west\/1" is not a region name/,
     );
+    await t.step("a key pasted with a prefix or as an s3:// URL: told what to give", async () => {
+      const prefixed = await runCli(
+        ["restore", ...policy, "--key", `team/a/${key}`, "--out", "r", "--env-file", world.envFile],
+        { cwd: world.work },
+      );
+      assert.equal(prefixed.code, 10, prefixed.stderr);
+      assert.equal(prefixed.error().code, "BACKUP_NOT_FOUND");
+      assert.ok(prefixed.error().hint.includes(`try "${key}"`), prefixed.stderr);
+      const url = await runCli(
+        [
+          "restore",
+          ...policy,
+          "--key",
+          `s3://bucket/${key}`,
+          "--out",
+          "r",
+          "--env-file",
+          world.envFile,
+        ],
+        { cwd: world.work },
+      );
+      assert.equal(url.code, 2, url.stderr);
+      assert.match(url.error().message, /not an s3:\/\/ URL/);
+    });
     await t.step(
       "list on a local store whose directory does not exist → BUCKET_NOT_FOUND (10)",
       async () => {
