@@ -55,6 +55,7 @@ export async function openStorage(policy: Policy, env: Environment): Promise<Sto
     checkSetting(endpointVariable, endpoint!, endpointProblem, "or remove it for AWS itself");
   }
   const storage = await createS3Storage({
+    retryWindowMs: retryWindow(env.INTELLISTOR_S3_RETRY_SECONDS),
     bucket,
     prefix: destination.prefix || undefined,
     endpoint,
@@ -64,6 +65,20 @@ export async function openStorage(policy: Policy, env: Environment): Promise<Sto
       : undefined,
   });
   return { storage, bucket };
+}
+
+/** INTELLISTOR_S3_RETRY_SECONDS as milliseconds: 0 to 3600 whole seconds; unset = the default. */
+function retryWindow(value: string | undefined): number | undefined {
+  if (value === undefined || value.trim() === "") return undefined;
+  if (!/^\d{1,4}$/.test(value.trim()) || Number(value) > 3600) {
+    throw new IntellistorError(
+      "ENV_FILE_INVALID",
+      `INTELLISTOR_S3_RETRY_SECONDS: ${JSON.stringify(value)} is not a number of seconds from 0 ` +
+        "to 3600",
+      "Fix it in the .env file (see .env.example), or remove it for the default, 60.",
+    );
+  }
+  return Number(value) * 1000;
 }
 
 /** ENV_FILE_INVALID for an S3 setting from the environment that the policy's rules refuse. */

@@ -33,9 +33,16 @@ export interface S3StorageOptions {
   queueSize?: number;
   /** Objects per ListObjectsV2 page (S3's maximum is 1000). Default 1000; smaller values exist for tests. */
   listPageSize?: number;
+  /**
+   * How long a request that failed in a retryable way (5xx, throttling, a
+   * connection refused, reset or timed out) is tried again, with exponential
+   * backoff, counted from its first failure. Default 60 s; 0 = never retried.
+   */
+  retryWindowMs?: number;
 }
 
 const defaultRegion = "us-east-1";
+const defaultRetryWindowMs = 60_000;
 const defaultPartSize = 8 * 1024 * 1024;
 const defaultQueueSize = 4;
 const minimumPartSize = 5 * 1024 * 1024;
@@ -71,16 +78,16 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Storag
       requestChecksumCalculation: "WHEN_REQUIRED" as const,
       responseChecksumValidation: "WHEN_REQUIRED" as const,
     }),
-    // The SDK's standard retry strategy: exponential backoff with full jitter,
-    // retrying 5xx, throttling (503 SlowDown) and transient network errors,
-    // never 4xx such as 403 or 404. Multipart parts are buffered, so each part
-    // is retried on its own; the whole upload is never restarted.
-    maxAttempts: 5,
+    // Retries what the SDK classes as retryable (5xx, throttling, transient
+    // network errors), never 4xx such as 403 or 404, for a window of time
+    // (WindowedRetryStrategy). Multipart parts are buffered, so each part is
+    // retried on its own; the whole upload is never restarted.
+    retryStrategy: new WindowedRetryStrategy(options.retryWindowMs ?? defaultRetryWindowMs),
     requestHandler: {
       connectionTimeout: 10_000,
       // An idle socket, not a whole transfer: large objects may take long, silence may not.
-      // 60 s as the AWS CLI's read timeout: with 5 attempts, a store that accepts
-      // connections and never answers fails a request after about 5 minutes.
+      // 60 s as the AWS CLI's read timeout: a store that accepts connections and
+      // never answers fails a request after two such attempts, about 2 minutes.
       socketTimeout: 60_000,
     },
   });
@@ -286,6 +293,74 @@ interface S3ErrorContext {
   secrets: string[];
 }
 
+/** A retry's place in a request's attempts, as the SDK's retry middleware reads it. */
+class RetryAttempt {
+  constructor(
+    readonly count: number,
+    readonly delay: number,
+    /** When the request first failed (ms since the epoch); undefined before. */
+    readonly firstFailure?: number,
+  ) {}
+  getRetryCount(): number {
+    return this.count;
+  }
+  getRetryDelay(): number {
+    return this.delay;
+  }
+}
+
+/** Before the store has answered once (a wrong endpoint, a typo), failures are retried this long. */
+const unansweredRetryWindowMs = 1_000;
+
+/**
+ * Tries a retryable failure again for `windowMs` from the request's first
+ * failure, waiting 0.25 s, 0.5 s, 1 s … up to 8 s between attempts (each
+ * 50–100 % of that, so that parts failing together do not return together).
+ * The SDK's standard strategy gives up after 5 attempts, about 0.4 s, so a
+ * store restarting or a network blip of a second failed the night's backup;
+ * restic retries for minutes. A window in time rather than a count keeps a
+ * store that accepts connections and never answers (60 s per attempt) to two
+ * attempts, while a refused connection is tried about ten times in a minute.
+ * Until the store has answered once, the window is a second: an endpoint
+ * that was never reachable is a setting to fix, said at once.
+ */
+export class WindowedRetryStrategy {
+  readonly mode = "standard";
+  #answered = false;
+  constructor(readonly windowMs: number) {}
+
+  acquireInitialRetryToken(_scope: string): Promise<RetryAttempt> {
+    return Promise.resolve(new RetryAttempt(0, 0));
+  }
+
+  refreshRetryTokenForRetry(
+    token: RetryAttempt,
+    info: { errorType: string; retryAfterHint?: Date },
+  ): Promise<RetryAttempt> {
+    const now = Date.now();
+    const firstFailure = token.firstFailure ?? now;
+    const ceiling = Math.min(8_000, 250 * 2 ** token.count);
+    let delay = Math.round(ceiling * (0.5 + Math.random() / 2));
+    if (info.retryAfterHint instanceof Date) {
+      delay = Math.max(delay, Math.min(info.retryAfterHint.getTime() - now, 8_000));
+    }
+    // A 4xx, or a 5xx or throttling reply, is an answer: the store is there.
+    if (info.errorType !== "TRANSIENT") this.#answered = true;
+    const window = this.#answered
+      ? this.windowMs
+      : Math.min(this.windowMs, unansweredRetryWindowMs);
+    if (info.errorType === "CLIENT_ERROR" || now + delay - firstFailure > window) {
+      // The middleware then rejects with the request's own error.
+      return Promise.reject(new Error("no retry"));
+    }
+    return Promise.resolve(new RetryAttempt(token.count + 1, delay, firstFailure));
+  }
+
+  recordSuccess(_token: RetryAttempt): void {
+    this.#answered = true;
+  }
+}
+
 /** Network failures: the store could not be reached or stopped answering. */
 const unreachableCodes = new Set([
   "ECONNREFUSED",
@@ -355,7 +430,11 @@ function mapS3Error(error: unknown, context: S3ErrorContext): IntellistorError {
     return new IntellistorError(
       "STORAGE_UNREACHABLE",
       `Cannot reach the S3 endpoint ${context.endpoint} to ${what} (${networkCode})`,
-      "Check AWS_ENDPOINT_URL_S3 / the policy's endpoint, the network, DNS, proxy and firewall.",
+      "Check AWS_ENDPOINT_URL_S3 / the policy's endpoint, the network, DNS, proxy and firewall." +
+        (context.operation === "put"
+          ? " An upload cut off this way may leave an incomplete multipart upload, which the " +
+            "bucket's lifecycle rule removes (README, docs/RELIABILITY.md)."
+          : ""),
       { cause: error },
     );
   }
