@@ -424,6 +424,10 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
       AWS_S3_BUCKET: "s3://intellistor-prd",
     });
     const badRegion = await withEnv("badregion.env", { ...world.env, AWS_REGION: "eu west/1" });
+    const badRetry = await withEnv("badretry.env", {
+      ...world.env,
+      INTELLISTOR_S3_RETRY_SECONDS: "1 minute",
+    });
     const noBucket = await withEnv("nobucket.env", {
       ...world.env,
       AWS_S3_BUCKET: "does-not-exist",
@@ -482,6 +486,13 @@ Deno.test("errors: one JSON object on stderr, documented exit code, no stack, no
       assert.equal(url.code, 2, url.stderr);
       assert.match(url.error().message, /not an s3:\/\/ URL/);
     });
+    await expectError(
+      "INTELLISTOR_S3_RETRY_SECONDS that is not whole seconds → ENV_FILE_INVALID (2)",
+      ["list", ...policy, "--env-file", badRetry],
+      "ENV_FILE_INVALID",
+      2,
+      /INTELLISTOR_S3_RETRY_SECONDS: "1 minute" is not a number of seconds/,
+    );
     await t.step(
       "list on a local store whose directory does not exist → BUCKET_NOT_FOUND (10)",
       async () => {
