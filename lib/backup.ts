@@ -144,8 +144,14 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
   let summary: PublicManifest["summary"];
   let localManifestWritten = false;
   try {
+    const remotePut = storage.put(objectKey, encrypted);
+    // A store that fails without reading the body (an SDK caller's) would
+    // leave the archive, its worker threads and the local copy waiting.
+    remotePut.catch((error) => {
+      if (!encrypted.locked) encrypted.cancel(error).catch(() => {});
+    });
     const [remote, local] = await Promise.allSettled([
-      storage.put(objectKey, encrypted),
+      remotePut,
       localObject ?? Promise.resolve(),
     ]);
     // When the local copy's disk fails, its error (not the broken pipe it
@@ -155,9 +161,6 @@ export async function runBackup(options: BackupOptions): Promise<BackupResult> {
     if (local.status === "rejected") throw local.reason;
     summary = await commitManifest();
   } catch (error) {
-    // A store that failed without reading the body (an SDK caller's) leaves
-    // the archive and its worker threads waiting: end them.
-    if (!encrypted.locked) await encrypted.cancel(error).catch(() => {});
     // Nothing may stay half-done: an object without its manifest is removed,
     // unless the manifest did land (a lost reply) — then the backup exists.
     // A store that cannot say (unreachable) keeps the object: `list` shows it

@@ -201,6 +201,9 @@ const refusing = {
 const policy = validatePolicy({ id: "p", paths: [work + "/src"] }, "inline");
 const keyring = keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() });
 await runBackup({ policy, storage: refusing, keyring }).catch((e) => console.log(e.code));
+// With a local copy too, which is fed only as the store reads.
+const localCopy = new LocalStorage(work + "/copy");
+await runBackup({ policy, storage: refusing, keyring, localCopy }).catch((e) => console.log(e.code));
 `,
     );
     const output = await new Deno.Command(Deno.execPath(), {
@@ -212,7 +215,13 @@ await runBackup({ policy, storage: refusing, keyring }).catch((e) => console.log
     }).output();
     // Before, the archive's worker threads kept the process alive for ever.
     assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-    assert.equal(new TextDecoder().decode(output.stdout), "STORAGE_UNREACHABLE\n");
+    assert.equal(
+      new TextDecoder().decode(output.stdout),
+      "STORAGE_UNREACHABLE\nSTORAGE_UNREACHABLE\n",
+    );
+    // The local copy's half-written object was removed.
+    const left = new Deno.Command("find", { args: [path.join(work, "copy"), "-type", "f"] });
+    assert.equal(new TextDecoder().decode((await left.output()).stdout), "");
   });
 });
 
