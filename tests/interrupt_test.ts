@@ -123,6 +123,58 @@ Deno.test("Ctrl+C during a backup to S3: exit 130, no object, no incomplete mult
   }
 });
 
+Deno.test("Ctrl+C while the store fails and parts are being retried: the stop cleans up at once", async () => {
+  const server = await startS3Server();
+  // From the second part on, every part fails: retried for up to 60 s, unless stopped.
+  const proxy = startFaultProxy(
+    server.endpoint,
+    (
+      r,
+    ) => (r.operation === "UploadPart" && r.part! >= 2
+      ? { kind: "status", status: 500 }
+      : undefined),
+  );
+  const work = await Deno.makeTempDir({ prefix: "intellistor-int-retry-" });
+  try {
+    await makeSource(work);
+    await Deno.writeTextFile(
+      path.join(work, ".env"),
+      [
+        `INTELLISTOR_KEY=${generateRootKey()}`,
+        `AWS_ACCESS_KEY_ID=${s3rverCredentials.accessKeyId}`,
+        `AWS_SECRET_ACCESS_KEY=${s3rverCredentials.secretAccessKey}`,
+        `AWS_S3_BUCKET=${server.bucket}`,
+        `AWS_ENDPOINT_URL_S3=${proxy.endpoint}`,
+      ].join("\n"),
+    );
+    assert.equal(
+      (await runCli(["policy-create", "--out", "p.yaml", "--paths", "src"], { cwd: work })).code,
+      0,
+    );
+    let stopped = 0;
+    const result = await interrupt(
+      ["backup", "--policy", "p.yaml"],
+      work,
+      () => {
+        const failing = proxy.log.filter((r) => r.fault).length >= 2;
+        if (failing) stopped = Date.now();
+        return Promise.resolve(failing);
+      },
+    );
+    assert.equal(result.code, 130, result.stderr);
+    const error = JSON.parse(result.stderr).error;
+    assert.equal(error.code, "INTERRUPTED");
+    // Not "before its clean-up finished": the retries stopped, the upload was aborted.
+    assert.equal(error.message, "Interrupted");
+    assert.ok(Date.now() - stopped < 15_000, `the stop took ${Date.now() - stopped} ms`);
+    assert.deepEqual(await listIncompleteMultipartUploads(server), []);
+  } finally {
+    await proxy.stop();
+    await server.stop();
+    await Deno.remove(work, { recursive: true });
+  }
+});
+
 Deno.test("Ctrl+C during a restore, and a decrypt: exit 130, no partial file left", async () => {
   const work = await Deno.makeTempDir({ prefix: "intellistor-int-restore-" });
   try {

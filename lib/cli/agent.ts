@@ -65,7 +65,7 @@ export async function agentCommand(argv: string[], io: CliIo): Promise<number> {
     stateDir,
     loadEnvironment: () =>
       "env" in early ? Promise.resolve(early.env) : Promise.reject(early.error),
-    openStorage: async (env) => (await openStorage(policy, env)).storage,
+    openStorage: async (env) => (await openStorage(policy, env, { signal: io.signal })).storage,
     keyring: (env) => policyKeyring(policy, env),
     skipPaths: [envFile],
     signal: io.signal,

@@ -43,13 +43,19 @@ export async function loadContext(io: CliIo, options: ContextOptions): Promise<C
     }
     throw error;
   }
-  return { policy, env, envFile, keyring, ...await openStorage(policy, env) };
+  return {
+    policy,
+    env,
+    envFile,
+    keyring,
+    ...await openStorage(policy, env, { signal: io.signal }),
+  };
 }
 
 /** Policy, environment and store, for commands that need no key (list). */
 export async function loadStoreContext(io: CliIo, options: ContextOptions): Promise<StoreContext> {
   const { policy, env, envFile } = await readPolicyAndEnvironment(io, options);
-  return { policy, env, envFile, ...await openStorage(policy, env) };
+  return { policy, env, envFile, ...await openStorage(policy, env, { signal: io.signal }) };
 }
 
 async function readPolicyAndEnvironment(io: CliIo, options: ContextOptions) {

@@ -19,9 +19,14 @@ export interface StorageTarget {
  * The store the policy's destination names, as the CLI opens it: a local
  * directory, or an S3 bucket (the bucket, endpoint and region from the policy,
  * else from `env`: AWS_S3_BUCKET, AWS_ENDPOINT_URL_S3, AWS_REGION…). Close it
- * when done.
+ * when done. Once `options.signal` is aborted, S3 requests are no longer
+ * retried, so that a stopped command cleans up at once.
  */
-export async function openStorage(policy: Policy, env: Environment): Promise<StorageTarget> {
+export async function openStorage(
+  policy: Policy,
+  env: Environment,
+  options: { signal?: AbortSignal } = {},
+): Promise<StorageTarget> {
   const destination = policy.destination;
   if (destination.type === "local") {
     return { storage: new LocalStorage(destination.path), bucket: null };
@@ -56,6 +61,7 @@ export async function openStorage(policy: Policy, env: Environment): Promise<Sto
   }
   const storage = await createS3Storage({
     retryWindowMs: retryWindow(env.INTELLISTOR_S3_RETRY_SECONDS),
+    signal: options.signal,
     bucket,
     prefix: destination.prefix || undefined,
     endpoint,

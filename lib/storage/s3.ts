@@ -34,11 +34,17 @@ export interface S3StorageOptions {
   /** Objects per ListObjectsV2 page (S3's maximum is 1000). Default 1000; smaller values exist for tests. */
   listPageSize?: number;
   /**
-   * How long a request that failed in a retryable way (5xx, throttling, a
-   * connection refused, reset or timed out) is tried again, with exponential
-   * backoff, counted from its first failure. Default 60 s; 0 = never retried.
+   * How long a request that failed in a retryable way (500, 502, 503, 504,
+   * throttling, a connection refused, reset or timed out) is tried again,
+   * with exponential backoff, counted from its first failure. Default 60 s;
+   * 0 = never retried. Until the store has answered once, at most 1 s.
    */
   retryWindowMs?: number;
+  /**
+   * Once aborted, failed requests are no longer retried: a stopped command
+   * cleans up (aborts its multipart upload) without waiting out the window.
+   */
+  signal?: AbortSignal;
 }
 
 const defaultRegion = "us-east-1";
@@ -78,11 +84,14 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Storag
       requestChecksumCalculation: "WHEN_REQUIRED" as const,
       responseChecksumValidation: "WHEN_REQUIRED" as const,
     }),
-    // Retries what the SDK classes as retryable (5xx, throttling, transient
-    // network errors), never 4xx such as 403 or 404, for a window of time
-    // (WindowedRetryStrategy). Multipart parts are buffered, so each part is
+    // Retries what the SDK classes as retryable (500, 502, 503, 504,
+    // throttling, transient network errors), never 4xx such as 403 or 404,
+    // for a window of time (WindowedRetryStrategy). Multipart parts are buffered, so each part is
     // retried on its own; the whole upload is never restarted.
-    retryStrategy: new WindowedRetryStrategy(options.retryWindowMs ?? defaultRetryWindowMs),
+    retryStrategy: new WindowedRetryStrategy(
+      options.retryWindowMs ?? defaultRetryWindowMs,
+      options.signal,
+    ),
     requestHandler: {
       connectionTimeout: 10_000,
       // An idle socket, not a whole transfer: large objects may take long, silence may not.
@@ -321,13 +330,15 @@ const unansweredRetryWindowMs = 1_000;
  * restic retries for minutes. A window in time rather than a count keeps a
  * store that accepts connections and never answers (60 s per attempt) to two
  * attempts, while a refused connection is tried about ten times in a minute.
- * Until the store has answered once, the window is a second: an endpoint
- * that was never reachable is a setting to fix, said at once.
+ * Until the store has answered once (any HTTP status), the window is a
+ * second: an endpoint that was never reachable is a setting to fix, said at
+ * once. Once `signal` is aborted nothing is retried, so that a stop's
+ * clean-up is not held up by the window.
  */
 export class WindowedRetryStrategy {
   readonly mode = "standard";
   #answered = false;
-  constructor(readonly windowMs: number) {}
+  constructor(readonly windowMs: number, readonly signal?: AbortSignal) {}
 
   acquireInitialRetryToken(_scope: string): Promise<RetryAttempt> {
     return Promise.resolve(new RetryAttempt(0, 0));
@@ -335,7 +346,7 @@ export class WindowedRetryStrategy {
 
   refreshRetryTokenForRetry(
     token: RetryAttempt,
-    info: { errorType: string; retryAfterHint?: Date },
+    info: { errorType: string; error?: unknown; retryAfterHint?: Date },
   ): Promise<RetryAttempt> {
     const now = Date.now();
     const firstFailure = token.firstFailure ?? now;
@@ -344,12 +355,14 @@ export class WindowedRetryStrategy {
     if (info.retryAfterHint instanceof Date) {
       delay = Math.max(delay, Math.min(info.retryAfterHint.getTime() - now, 8_000));
     }
-    // A 4xx, or a 5xx or throttling reply, is an answer: the store is there.
-    if (info.errorType !== "TRANSIENT") this.#answered = true;
+    // Any reply with an HTTP status (a 503 from a store starting) is an answer.
+    if (httpStatus(info.error) !== undefined) this.#answered = true;
     const window = this.#answered
       ? this.windowMs
       : Math.min(this.windowMs, unansweredRetryWindowMs);
-    if (info.errorType === "CLIENT_ERROR" || now + delay - firstFailure > window) {
+    // What the SDK's standard strategy retries, and nothing else (not a 501 or a 507).
+    const retryable = info.errorType === "TRANSIENT" || info.errorType === "THROTTLING";
+    if (!retryable || this.signal?.aborted || now + delay - firstFailure > window) {
       // The middleware then rejects with the request's own error.
       return Promise.reject(new Error("no retry"));
     }

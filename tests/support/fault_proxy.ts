@@ -19,7 +19,7 @@ export interface ProxiedRequest {
 }
 
 export type Fault =
-  | { kind: "status"; status: 403 | 500 | 503 }
+  | { kind: "status"; status: 403 | 500 | 501 | 503 }
   | { kind: "stall"; ms: number }
   | { kind: "cut"; afterBytes: number }
   | { kind: "drop" };
@@ -84,7 +84,12 @@ export function startFaultProxy(upstream: string, rule: FaultRule): FaultProxy {
       log.push({ ...seen, fault: fault?.kind });
       if (fault?.kind === "status") {
         await request.body?.cancel();
-        const code = { 403: "AccessDenied", 500: "InternalError", 503: "SlowDown" }[fault.status];
+        const code = {
+          403: "AccessDenied",
+          500: "InternalError",
+          501: "NotImplemented",
+          503: "SlowDown",
+        }[fault.status];
         return new Response(
           `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code>` +
             `<Message>injected fault</Message></Error>`,
