@@ -164,7 +164,8 @@ export function planRetention(
  * Applies the policy's retention to its backups in the store: lists them,
  * counts those this policy made on this host (each verified with the key),
  * plans, and (unless `dryRun`) deletes the ones no rule keeps. A failed
- * delete ends the prune with that error; running it again goes on.
+ * delete, or a stop, ends the prune with an error that says how many backups
+ * had been deleted; running it again goes on.
  */
 export async function pruneBackups(options: PruneOptions): Promise<PruneResult> {
   const { storage, keyring } = options;
@@ -208,9 +209,13 @@ export async function pruneBackups(options: PruneOptions): Promise<PruneResult> 
 
 /**
  * A prune stopped (Ctrl+C, a store failing) while deleting: says how far it
- * got, since the backups already deleted are gone.
+ * got, since the backups already deleted are gone. Anything else (an SDK
+ * caller's own abort reason, a system error) is passed on as it was raised.
  */
-function stoppedPruning(error: unknown, deleted: number, planned: number): IntellistorError {
+function stoppedPruning(error: unknown, deleted: number, planned: number): unknown {
+  const stop = error instanceof DOMException &&
+    (error.name === "AbortError" || error.name === "TimeoutError");
+  if (!(error instanceof IntellistorError) && !stop) return error;
   const failure = toIntellistorError(error);
   const progress = `${deleted} of the ${planned} backups to delete had been deleted`;
   return new IntellistorError(

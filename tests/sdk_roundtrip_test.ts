@@ -167,6 +167,22 @@ console.log(JSON.stringify({
           error: "IO_ERROR",
         });
         assert.equal(await Deno.readTextFile(path.join(work, "out", "nota.txt")), "conteúdo\n");
+        if (server !== undefined) return;
+        // Without --allow-write the store's refusal names the permission, not the disk.
+        const denied = await new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            `--allow-read=${work},${project}`,
+            "--allow-sys=hostname",
+            "--no-lock",
+            script,
+          ],
+          cwd: work,
+          stdout: "null",
+          stderr: "piped",
+        }).output();
+        assert.notEqual(denied.code, 0);
+        assert.match(new TextDecoder().decode(denied.stderr), /A Deno permission is missing/);
       });
     } finally {
       await server?.stop();

@@ -3,7 +3,7 @@
  * "a/b/c" is the file `<root>/a/b/c`.
  */
 import { dirname, join, resolve } from "node:path";
-import { IntellistorError } from "../errors.ts";
+import { IntellistorError, toIntellistorError } from "../errors.ts";
 import type { ByteRange, ObjectInfo, Storage } from "./storage.ts";
 import {
   assertByteRange,
@@ -354,6 +354,8 @@ function isNotFound(error: unknown): boolean {
 }
 
 function ioError(message: string, cause: unknown): IntellistorError {
+  // An SDK program run without --allow-read/--allow-write: named as such, as on S3.
+  if (cause instanceof Deno.errors.NotCapable) return toIntellistorError(cause);
   const reason = cause instanceof Error ? cause.message : String(cause);
   if (cause instanceof Deno.errors.PermissionDenied) {
     // The same code as S3's refusal: the store is there, this user may not use it.
