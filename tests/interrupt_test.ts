@@ -57,6 +57,31 @@ async function makeSource(work: string): Promise<void> {
   await Deno.writeTextFile(path.join(work, ".env"), `INTELLISTOR_KEY=${generateRootKey()}\n`);
 }
 
+/**
+ * Writes a .env for the test S3 server's bucket, reached at `endpoint` (its
+ * own, or a fault proxy's), and a policy p.yaml for src/; returns the .env.
+ */
+async function s3Policy(work: string, bucket: string, endpoint: string): Promise<string> {
+  const envFile = path.join(work, ".env");
+  await Deno.writeTextFile(
+    envFile,
+    [
+      `INTELLISTOR_KEY=${generateRootKey()}`,
+      `AWS_ACCESS_KEY_ID=${s3rverCredentials.accessKeyId}`,
+      `AWS_SECRET_ACCESS_KEY=${s3rverCredentials.secretAccessKey}`,
+      `AWS_S3_BUCKET=${bucket}`,
+      `AWS_ENDPOINT_URL_S3=${endpoint}`,
+    ].join("\n"),
+  );
+  await Deno.mkdir(path.join(work, "src"), { recursive: true });
+  const created = await runCli(
+    ["policy-create", "--out", "p.yaml", "--paths", "src"],
+    { cwd: work },
+  );
+  assert.equal(created.code, 0, created.stderr);
+  return envFile;
+}
+
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   const what = signal === "SIGINT" ? "Ctrl+C" : "SIGTERM (systemctl stop)";
   Deno.test({
@@ -93,20 +118,7 @@ Deno.test("Ctrl+C during a backup to S3: exit 130, no object, no incomplete mult
   const work = await Deno.makeTempDir({ prefix: "intellistor-int-s3-" });
   try {
     await makeSource(work);
-    await Deno.writeTextFile(
-      path.join(work, ".env"),
-      [
-        `INTELLISTOR_KEY=${generateRootKey()}`,
-        `AWS_ACCESS_KEY_ID=${s3rverCredentials.accessKeyId}`,
-        `AWS_SECRET_ACCESS_KEY=${s3rverCredentials.secretAccessKey}`,
-        `AWS_S3_BUCKET=${server.bucket}`,
-        `AWS_ENDPOINT_URL_S3=${server.endpoint}`,
-      ].join("\n"),
-    );
-    assert.equal(
-      (await runCli(["policy-create", "--out", "p.yaml", "--paths", "src"], { cwd: work })).code,
-      0,
-    );
+    await s3Policy(work, server.bucket, server.endpoint);
     const result = await interrupt(
       ["backup", "--policy", "p.yaml"],
       work,
@@ -137,20 +149,7 @@ Deno.test("Ctrl+C while the store fails and parts are being retried: the stop cl
   const work = await Deno.makeTempDir({ prefix: "intellistor-int-retry-" });
   try {
     await makeSource(work);
-    await Deno.writeTextFile(
-      path.join(work, ".env"),
-      [
-        `INTELLISTOR_KEY=${generateRootKey()}`,
-        `AWS_ACCESS_KEY_ID=${s3rverCredentials.accessKeyId}`,
-        `AWS_SECRET_ACCESS_KEY=${s3rverCredentials.secretAccessKey}`,
-        `AWS_S3_BUCKET=${server.bucket}`,
-        `AWS_ENDPOINT_URL_S3=${proxy.endpoint}`,
-      ].join("\n"),
-    );
-    assert.equal(
-      (await runCli(["policy-create", "--out", "p.yaml", "--paths", "src"], { cwd: work })).code,
-      0,
-    );
+    await s3Policy(work, server.bucket, proxy.endpoint);
     let stopped = 0;
     const result = await interrupt(
       ["backup", "--policy", "p.yaml"],
@@ -254,21 +253,7 @@ Deno.test("a stop whose clean-up hangs (silent store): the second Ctrl+C exits 1
   const work = await Deno.makeTempDir({ prefix: "intellistor-int-hang-" });
   try {
     await makeSource(work);
-    const envFile = path.join(work, ".env");
-    await Deno.writeTextFile(
-      envFile,
-      [
-        `INTELLISTOR_KEY=${generateRootKey()}`,
-        `AWS_ACCESS_KEY_ID=${s3rverCredentials.accessKeyId}`,
-        `AWS_SECRET_ACCESS_KEY=${s3rverCredentials.secretAccessKey}`,
-        `AWS_S3_BUCKET=${server.bucket}`,
-        `AWS_ENDPOINT_URL_S3=${proxy.endpoint}`,
-      ].join("\n"),
-    );
-    assert.equal(
-      (await runCli(["policy-create", "--out", "p.yaml", "--paths", "src"], { cwd: work })).code,
-      0,
-    );
+    const envFile = await s3Policy(work, server.bucket, proxy.endpoint);
     const stateDir = path.join(work, "state");
     const child = new Deno.Command(Deno.execPath(), {
       args: [
@@ -319,21 +304,7 @@ Deno.test("Ctrl+C on list against a store that does not answer: exit 130 at once
   const proxy = startFaultProxy(server.endpoint, () => ({ kind: "stall", ms: 600_000 }));
   const work = await Deno.makeTempDir({ prefix: "intellistor-int-list-" });
   try {
-    await Deno.writeTextFile(
-      path.join(work, ".env"),
-      [
-        `AWS_ACCESS_KEY_ID=${s3rverCredentials.accessKeyId}`,
-        `AWS_SECRET_ACCESS_KEY=${s3rverCredentials.secretAccessKey}`,
-        `AWS_S3_BUCKET=${server.bucket}`,
-        `AWS_ENDPOINT_URL_S3=${proxy.endpoint}`,
-      ].join("\n"),
-    );
-    await Deno.mkdir(path.join(work, "src"));
-    const created = await runCli(
-      ["policy-create", "--out", "p.yaml", "--paths", "src"],
-      { cwd: work },
-    );
-    assert.equal(created.code, 0, created.stderr);
+    await s3Policy(work, server.bucket, proxy.endpoint);
     const started = Date.now();
     // list writes nothing: it need not wait the 20 s a clean-up may take.
     const result = await interrupt(

@@ -87,6 +87,22 @@ async function throughProxy<T>(
 
 const keyring = keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() });
 
+/** Restores `backup` straight from the server into `out` and checks it is the source, byte for byte. */
+async function assertRestoresIdentically(
+  world: World,
+  backup: { key_backup: string },
+  out: string,
+) {
+  const restored = await runRestore({
+    storage: world.direct,
+    keyring,
+    key: backup.key_backup,
+    outDir: out,
+  });
+  assert.equal(restored.integrity, "ok");
+  await assertSameTree(world.source, out);
+}
+
 function policyFor(world: World) {
   return validatePolicy({ id: "faults", paths: [world.source] }, "test policy");
 }
@@ -105,14 +121,7 @@ Deno.test("a 503 SlowDown on the 3rd UploadPart is retried: the backup completes
         return result;
       },
     );
-    const restored = await runRestore({
-      storage: world.direct,
-      keyring,
-      key: backup.key_backup,
-      outDir: path.join(world.work, "out"),
-    });
-    assert.equal(restored.integrity, "ok");
-    await assertSameTree(world.source, path.join(world.work, "out"));
+    await assertRestoresIdentically(world, backup, path.join(world.work, "out"));
   } finally {
     await tearDown(world);
   }
@@ -178,15 +187,7 @@ for (const when of ["mid-upload", "from the first request"] as const) {
         assert.ok(proxy.log.filter((r) => r.fault).length >= 3, "the outage was met");
         return result;
       });
-      const out = path.join(world.work, "out");
-      const restored = await runRestore({
-        storage: world.direct,
-        keyring,
-        key: backup.key_backup,
-        outDir: out,
-      });
-      assert.equal(restored.integrity, "ok");
-      await assertSameTree(world.source, out);
+      await assertRestoresIdentically(world, backup, path.join(world.work, "out"));
       assert.deepEqual(await listIncompleteMultipartUploads(world.server), []);
     } finally {
       await tearDown(world);
@@ -272,14 +273,7 @@ Deno.test(`${RANDOM_RUNS} backups under 10% random faults: each completes and re
           const backup = await runBackup({ policy: policyFor(world), storage, keyring });
           outcomes.completed++;
           const out = path.join(world.work, `out-${run}`);
-          const restored = await runRestore({
-            storage: world.direct,
-            keyring,
-            key: backup.key_backup,
-            outDir: out,
-          });
-          assert.equal(restored.integrity, "ok");
-          await assertSameTree(world.source, out);
+          await assertRestoresIdentically(world, backup, out);
           await Deno.remove(out, { recursive: true });
         } catch (error) {
           if (error instanceof assert.AssertionError) throw error;
