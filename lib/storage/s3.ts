@@ -86,8 +86,9 @@ export async function createS3Storage(options: S3StorageOptions): Promise<Storag
     }),
     // Retries what the SDK classes as retryable (500, 502, 503, 504,
     // throttling, transient network errors), never 4xx such as 403 or 404,
-    // for a window of time (WindowedRetryStrategy). Multipart parts are buffered, so each part is
-    // retried on its own; the whole upload is never restarted.
+    // for a window of time (WindowedRetryStrategy). Multipart parts are
+    // buffered, so each part is retried on its own; the whole upload is never
+    // restarted.
     retryStrategy: new WindowedRetryStrategy(
       options.retryWindowMs ?? defaultRetryWindowMs,
       options.signal,
@@ -335,7 +336,7 @@ const unansweredRetryWindowMs = 1_000;
  * once. Once `signal` is aborted nothing is retried, so that a stop's
  * clean-up is not held up by the window.
  */
-export class WindowedRetryStrategy {
+class WindowedRetryStrategy {
   readonly mode = "standard";
   #answered = false;
   constructor(readonly windowMs: number, readonly signal?: AbortSignal) {}
