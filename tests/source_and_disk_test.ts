@@ -132,6 +132,8 @@ Deno.test("a read-only destination is an IO_ERROR that says so, not an internal 
     const source = path.join(work, "src");
     await Deno.mkdir(source);
     await Deno.writeTextFile(path.join(source, "a.txt"), "a");
+    await Deno.mkdir(path.join(source, "sub"));
+    await Deno.writeTextFile(path.join(source, "sub", "b.txt"), "b");
     const storage = new LocalStorage(path.join(work, "store"));
     const policy = validatePolicy({ id: "ro", paths: [source] }, "t");
     const backup = await runBackup({ policy, storage, keyring });
@@ -157,6 +159,27 @@ Deno.test("a read-only destination is an IO_ERROR that says so, not an internal 
       assert.equal(failure.code, "IO_ERROR", failure.message);
       assert.match(failure.message, /Read-only file system/);
       assert.match(failure.hint, /mounted read-only/);
+
+      // Over a tree restored before the mount became read-only: every entry
+      // fails, and none is also counted as restored (a folder's times fail last).
+      const writable = await new Deno.Command("mount", { args: ["-o", "remount,rw", mounted] })
+        .output();
+      assert.ok(writable.success);
+      const out = path.join(mounted, "tree");
+      await runRestore({ storage, keyring, key: backup.key_backup, outDir: out });
+      assert.ok(
+        (await new Deno.Command("mount", { args: ["-o", "remount,ro", mounted] }).output())
+          .success,
+      );
+      const again = await runRestore({
+        storage,
+        keyring,
+        key: backup.key_backup,
+        outDir: out,
+        overwrite: true,
+      });
+      assert.equal(again.restored, 0);
+      assert.deepEqual(again.failures.map((f) => f.path).sort(), ["a.txt", "sub", "sub/b.txt"]);
     } finally {
       await unmount();
     }

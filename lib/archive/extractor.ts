@@ -315,6 +315,8 @@ export class Extractor {
         const target = resolveInside(this.#options.outDir, dir.relative_path, this.#platform);
         await this.#applyMetadata(target, dir);
       } catch (error) {
+        // Counted when it was made; a failure is not also a restored entry, as for files.
+        this.restored--;
         this.#fail(dir.relative_path, `mode or time not restored: ${messageOf(error)}`, "write");
       }
     }
