@@ -49,14 +49,10 @@ export class LocalStorage implements Storage {
     try {
       info = await Deno.stat(this.location);
     } catch (error) {
-      if (error instanceof Deno.errors.PermissionDenied) {
-        throw new IntellistorError(
-          "ACCESS_DENIED",
-          `The local store "${this.location}" cannot be reached: permission denied`,
-          "Run as a user who can read the storage directory and the folders above it.",
-        );
+      // Permission denied is ACCESS_DENIED there, as for every other operation.
+      if (!isNotFound(error)) {
+        throw ioError(`The local store "${this.location}" cannot be reached`, error);
       }
-      if (!isNotFound(error)) throw ioError(`Cannot reach ${this.location}`, error);
     }
     if (info === undefined || !info.isDirectory) {
       throw new IntellistorError(
