@@ -183,13 +183,7 @@ export function toIntellistorError(error: unknown): IntellistorError {
   for (const [type, hint] of ioErrors) {
     if (error instanceof type) return new IntellistorError("IO_ERROR", error.message, hint);
   }
-  // A caller's AbortSignal.timeout() rejects with a TimeoutError, abort() with an AbortError.
-  if (
-    error instanceof Deno.errors.Interrupted ||
-    (error instanceof DOMException && ["AbortError", "TimeoutError"].includes(error.name))
-  ) {
-    return interruptedError({ cleanedUp: true });
-  }
+  if (isStop(error)) return interruptedError({ cleanedUp: true });
   // The executable has every permission; an SDK program run without one is told which.
   if (error instanceof Deno.errors.NotCapable) {
     return new IntellistorError(
@@ -230,6 +224,16 @@ export function toIntellistorError(error: unknown): IntellistorError {
     `Unexpected error: ${message}`,
     "This is a bug; please report it with the command you ran (set INTELLISTOR_DEBUG=1 for details).",
   );
+}
+
+/**
+ * Whether `error` is a stop rather than a failure: Ctrl+C or SIGTERM (the
+ * command's AbortSignal), a caller's abort() (AbortError) or
+ * AbortSignal.timeout() (TimeoutError), an interrupted system call.
+ */
+export function isStop(error: unknown): boolean {
+  return error instanceof Deno.errors.Interrupted ||
+    (error instanceof DOMException && ["AbortError", "TimeoutError"].includes(error.name));
 }
 
 /**

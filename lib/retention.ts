@@ -28,7 +28,13 @@
  */
 import { hostname } from "node:os";
 import type { Keyring } from "./crypto/keys.ts";
-import { integrityError, IntellistorError, STORE_FAILURES, toIntellistorError } from "./errors.ts";
+import {
+  integrityError,
+  IntellistorError,
+  isStop,
+  STORE_FAILURES,
+  toIntellistorError,
+} from "./errors.ts";
 import { type BackupListing, listBackups } from "./list.ts";
 import { type Manifest, manifestKeyFor, openManifestHead } from "./manifest.ts";
 import { comparisonKey, type Policy, type Retention, validatePolicy } from "./policy/policy.ts";
@@ -213,9 +219,7 @@ export async function pruneBackups(options: PruneOptions): Promise<PruneResult> 
  * caller's own abort reason, a system error) is passed on as it was raised.
  */
 function stoppedPruning(error: unknown, deleted: number, planned: number): unknown {
-  const stop = error instanceof DOMException &&
-    (error.name === "AbortError" || error.name === "TimeoutError");
-  if (!(error instanceof IntellistorError) && !stop) return error;
+  if (!(error instanceof IntellistorError) && !isStop(error)) return error;
   const failure = toIntellistorError(error);
   const progress = `${deleted} of the ${planned} backups to delete had been deleted`;
   return new IntellistorError(
