@@ -6,9 +6,9 @@
  * (`only`) fetches just the chunks that hold the selected entries' segments.
  */
 import path from "node:path";
-import zlib from "node:zlib";
 import type { CatalogEntry, SegmentRecord } from "./archive/catalog.ts";
 import { EntryTable } from "./archive/entry_table.ts";
+import { gunzip } from "./archive/gunzip.ts";
 import { Extractor, type RestoreFailure } from "./archive/extractor.ts";
 import { parseTar } from "./archive/tar.ts";
 import { decryptChunkRun } from "./crypto/chunk_range.ts";
@@ -555,52 +555,4 @@ async function extractGzipStream(
     }
     throw error;
   }
-}
-
-/**
- * Multi-member gzip decompression (DecompressionStream stops after the first
- * member). node:zlib is driven by hand rather than through Duplex.toWeb, which
- * ignores backpressure in Deno: here the next compressed chunk is written only
- * when the reader has taken the output of the previous one.
- */
-function gunzip(): TransformStream<Uint8Array, Uint8Array> {
-  // Large output chunks: fewer steps for every stage after this one.
-  const inflater = zlib.createGunzip({ chunkSize: 256 << 10 });
-  let output!: TransformStreamDefaultController<Uint8Array>;
-  // zlib reports bad data as an 'error' event: keep it, and fail the next step with it.
-  let failure: Error | undefined;
-  const failed = new Promise<never>((_, reject) => {
-    inflater.once("error", (error) => {
-      failure = error;
-      reject(error);
-    });
-  });
-  failed.catch(() => {});
-  inflater.on("data", (chunk: Uint8Array) => {
-    output.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-  });
-  const step = (action: (done: (error?: Error | null) => void) => void) =>
-    failure ? Promise.reject(failure) : Promise.race([
-      failed,
-      new Promise<void>((resolve, reject) =>
-        action((error) => (error ? reject(error) : resolve()))
-      ),
-    ]);
-  return new TransformStream({
-    start(controller) {
-      output = controller;
-    },
-    transform(chunk) {
-      return step((done) => inflater.write(chunk, done));
-    },
-    flush() {
-      return step((done) => {
-        inflater.once("end", () => done());
-        inflater.end();
-      });
-    },
-    cancel() {
-      inflater.destroy();
-    },
-  });
 }
