@@ -114,6 +114,8 @@ export async function listBackups(
       const failure = toIntellistorError(error);
       // The store failing is not damage to one backup: it ends the listing.
       if (STORE_FAILURES.has(failure.code)) throw failure;
+      // Listed, then deleted before it was read (a prune running elsewhere): gone, not damaged.
+      if (failure.code === "BACKUP_NOT_FOUND") continue;
       damaged.push({ key_backup: objectKey, key_manifest: key, message: failure.message });
       continue;
     }

@@ -185,7 +185,7 @@ export async function pruneBackups(options: PruneOptions): Promise<PruneResult> 
     inspect: async (backup, manifest) => {
       const reason = await whyNotCounted(storage, keyring, backup, manifest, policy, host, latest);
       if (reason === undefined) counted.push(backup);
-      else untouched.push({ key_backup: backup.key_backup, reason });
+      else if (reason !== GONE) untouched.push({ key_backup: backup.key_backup, reason });
     },
   });
   const plan = planRetention(counted, policy.retention);
@@ -232,7 +232,10 @@ function stoppedPruning(error: unknown, deleted: number, planned: number): unkno
   );
 }
 
-/** Why a listed backup must not be counted, or undefined when it may. */
+/** A listed backup deleted since (by a prune running elsewhere): left out altogether. */
+const GONE = Symbol("gone");
+
+/** Why a listed backup must not be counted, GONE, or undefined when it may. */
 async function whyNotCounted(
   storage: Storage,
   keyring: Keyring,
@@ -241,7 +244,7 @@ async function whyNotCounted(
   policy: Policy,
   host: string,
   latest: number,
-): Promise<string | undefined> {
+): Promise<string | typeof GONE | undefined> {
   let sources: string[];
   try {
     if (!(parseTimestamp(backup.timestamp).getTime() <= latest)) {
@@ -263,6 +266,7 @@ async function whyNotCounted(
   } catch (error) {
     const failure = toIntellistorError(error);
     if (STORE_FAILURES.has(failure.code)) throw failure;
+    if (failure.code === "BACKUP_NOT_FOUND") return GONE;
     return `cannot be verified with this key: ${failure.message}`;
   }
   if (!sameSources(sources, policy.paths)) return "made from other paths";

@@ -378,3 +378,50 @@ Deno.test("a stopped prune deletes nothing more, and never a manifest without it
     assert.deepEqual([listing.incomplete, listing.damaged], [[], []]);
   });
 });
+
+Deno.test("a backup deleted elsewhere while list or prune reads it is left out, not damaged", async () => {
+  await withTempDir("prune-race", async (dir) => {
+    const source = path.join(dir, "src");
+    await Deno.mkdir(source);
+    await Deno.writeTextFile(path.join(source, "a.txt"), "dados\n");
+    const env = { INTELLISTOR_KEY: generateRootKey() };
+    const storage = new LocalStorage(path.join(dir, "store"));
+    const [first, second, third] = await backupsOnDays(storage, source, 3, env);
+    // Another machine's prune deletes a backup (manifest first) just after this listing saw it.
+    const deletedOnRead = (victim: string, when: "manifest" | "object"): Storage => ({
+      location: storage.location,
+      put: (key, body) => storage.put(key, body),
+      get: async (key, range) => {
+        const trigger = when === "manifest" ? manifestKeyFor(victim) : victim;
+        if (key === trigger) {
+          await storage.delete(manifestKeyFor(victim));
+          await storage.delete(victim);
+        }
+        return storage.get(key, range);
+      },
+      head: (key) => storage.head(key),
+      list: (prefix) => storage.list(prefix),
+      delete: (key) => storage.delete(key),
+      close: () => storage.close(),
+    });
+    const listing = await listBackups(deletedOnRead(first, "manifest"), "kept");
+    assert.deepEqual(listing.backups.map((b) => b.key_backup), [second, third]);
+    assert.deepEqual([listing.incomplete, listing.damaged], [[], []]);
+
+    const policy = validatePolicy(
+      { id: "kept", paths: [source], retention: { keep_last: 1 } },
+      "test",
+    );
+    // prune reads the manifest in the listing, then the object's header: deleted in between.
+    const result = await pruneBackups({
+      storage: deletedOnRead(second, "object"),
+      policy,
+      keyring: keyringFromEnv(env),
+      dryRun: true,
+    });
+    assert.deepEqual(result.untouched, []);
+    assert.deepEqual(result.kept.map((b) => b.key_backup), [third]);
+    assert.deepEqual(result.removed, []);
+    assert.equal(result.damaged, 0);
+  });
+});
