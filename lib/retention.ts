@@ -41,7 +41,8 @@ import { comparisonKey, type Policy, type Retention, validatePolicy } from "./po
 import { openObjectHeader } from "./restore.ts";
 import type { Storage } from "./storage/storage.ts";
 
-export type KeepReason = "last" | "daily" | "weekly" | "monthly" | "oldest";
+/** "new": the backup an agent run just made, which its own prune never deletes. */
+export type KeepReason = "last" | "daily" | "weekly" | "monthly" | "oldest" | "new";
 
 export interface RetainedBackup {
   key_backup: string;
@@ -91,6 +92,12 @@ export interface PruneOptions {
   now?: Date;
   /** Stops the prune between two backups' deletions (never between a manifest and its object). */
   signal?: AbortSignal;
+  /**
+   * Backups (`key_backup`) kept whatever the rules say, with reason "new": the
+   * agent's own new backup. A backup is dated when it starts, so one that ran
+   * longer than another started after it counts as the older.
+   */
+  keep?: readonly string[];
 }
 
 /** A backup dated up to this much after now still counts (clocks differ a little). */
@@ -188,7 +195,7 @@ export async function pruneBackups(options: PruneOptions): Promise<PruneResult> 
       else if (reason !== GONE) untouched.push({ key_backup: backup.key_backup, reason });
     },
   });
-  const plan = planRetention(counted, policy.retention);
+  const plan = keepAnyway(planRetention(counted, policy.retention), options.keep ?? []);
   if (!options.dryRun) {
     let deleted = 0;
     try {
@@ -210,6 +217,17 @@ export async function pruneBackups(options: PruneOptions): Promise<PruneResult> 
     untouched,
     damaged: listing.damaged.length,
     incomplete: listing.incomplete.length,
+  };
+}
+
+/** Moves the backups in `keys` from the plan's `removed` to its `kept` (newest first). */
+function keepAnyway(plan: ReturnType<typeof planRetention>, keys: readonly string[]) {
+  const rescued = plan.removed.filter((backup) => keys.includes(backup.key_backup));
+  if (rescued.length === 0) return plan;
+  const kept = [...plan.kept, ...rescued.map((b) => ({ ...b, reasons: ["new" as const] }))];
+  return {
+    kept: kept.sort((a, b) => b.timestamp.localeCompare(a.timestamp)),
+    removed: plan.removed.filter((backup) => !rescued.includes(backup)),
   };
 }
 

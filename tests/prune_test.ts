@@ -425,3 +425,57 @@ Deno.test("a backup deleted elsewhere while list or prune reads it is left out, 
     assert.equal(result.damaged, 0);
   });
 });
+
+Deno.test("agent run: its prune never deletes the backup it just made, even if another started later", async () => {
+  await withTempDir("prune-own", async (dir) => {
+    const source = path.join(dir, "src");
+    await Deno.mkdir(source);
+    await Deno.writeTextFile(path.join(source, "a.txt"), "dados\n");
+    const envFile = path.join(dir, ".env");
+    const env = { INTELLISTOR_KEY: generateRootKey() };
+    await Deno.writeTextFile(envFile, `INTELLISTOR_KEY=${env.INTELLISTOR_KEY}\n`);
+    const store = path.join(dir, "store");
+    const policyFile = path.join(dir, "p.yaml");
+    await Deno.writeTextFile(
+      policyFile,
+      `id: kept\npaths: [${JSON.stringify(source)}]\n` +
+        `destination: {type: local, path: ${JSON.stringify(store)}}\nretention: {keep_last: 1}\n`,
+    );
+    // A manual backup that started while the agent's was running: dated after it.
+    const policy = await readPolicy(policyFile);
+    const later = new Date(Date.now() + 120_000);
+    const manual = await runBackup({
+      policy,
+      storage: new LocalStorage(store),
+      keyring: keyringFromEnv(env),
+      now: () => later,
+    });
+    const run = await runCli([
+      "agent",
+      "run",
+      "--policy",
+      policyFile,
+      "--env-file",
+      envFile,
+      "--state-dir",
+      path.join(dir, "state"),
+    ], { cwd: dir });
+    assert.equal(run.code, 0, run.stderr);
+    const own = (run.json() as { backup: { key_backup: string } }).backup.key_backup;
+    assert.deepEqual(run.json().prune, { kept: 2, removed: [], untouched: 0 });
+    const left = (await listBackups(new LocalStorage(store), "kept")).backups;
+    assert.deepEqual(left.map((b) => b.key_backup).sort(), [manual.key_backup, own].sort());
+    // Without `keep`, the rules alone would delete it: the reason says why it stays.
+    const plan = await pruneBackups({
+      storage: new LocalStorage(store),
+      policy,
+      keyring: keyringFromEnv(env),
+      dryRun: true,
+      keep: [own],
+    });
+    assert.deepEqual(plan.kept.map((b) => [b.key_backup, b.reasons]), [
+      [manual.key_backup, ["last"]],
+      [own, ["new"]],
+    ]);
+  });
+});

@@ -11,7 +11,7 @@ import type { Environment } from "../config/env.ts";
 import type { Keyring } from "../crypto/keys.ts";
 import { ExitCode, toIntellistorError } from "../errors.ts";
 import type { Policy } from "../policy/policy.ts";
-import { pruneBackups, retentionEnabled } from "../retention.ts";
+import { pruneBackups, type PruneOptions, retentionEnabled } from "../retention.ts";
 import type { Storage } from "../storage/storage.ts";
 import { VERSION } from "../version.ts";
 import { type LockHolder, PolicyLock } from "./lock.ts";
@@ -154,7 +154,8 @@ export async function runAgent(options: AgentRunOptions): Promise<AgentRunResult
       result.exit_code = partial ? ExitCode.partial : ExitCode.ok;
       log.event("result", { status: result.status, ...result.backup });
       if (retentionEnabled(policy.retention)) {
-        result.prune = await applyRetention(storage, policy, keyring, log, options.signal);
+        const prune = { keep: [backup.key_backup], signal: options.signal };
+        result.prune = await applyRetention(storage, policy, keyring, log, prune);
       }
     } catch (error) {
       const failure = toIntellistorError(error);
@@ -221,10 +222,10 @@ async function applyRetention(
   policy: Policy,
   keyring: Keyring,
   log: RunLog,
-  signal: AbortSignal | undefined,
+  options: Pick<PruneOptions, "keep" | "signal">,
 ): Promise<NonNullable<AgentRunResult["prune"]>> {
   try {
-    const pruned = await pruneBackups({ storage, policy, keyring, signal });
+    const pruned = await pruneBackups({ storage, policy, keyring, ...options });
     const outcome = {
       kept: pruned.kept.length,
       removed: pruned.removed.map((backup) => backup.key_backup),
