@@ -39,6 +39,11 @@ export interface ListResult {
   incomplete: string[];
   /** Manifests that cannot be read, belong to another backup, or lack their object's bytes, with why. */
   damaged: DamagedBackup[];
+  /**
+   * Only when the policy has nothing in the store: which policies' backups it
+   * does hold, since a mistyped id or prefix would look like "no backups".
+   */
+  note?: string;
 }
 
 export interface DamagedBackup {
@@ -130,5 +135,30 @@ export async function listBackups(
   if (storage.unfinished) {
     for await (const info of storage.unfinished(`backups/${policyId}/`)) incomplete.push(info.key);
   }
-  return { policy: policyId, backups, incomplete: incomplete.sort(), damaged };
+  const result: ListResult = { policy: policyId, backups, incomplete: incomplete.sort(), damaged };
+  if (backups.length + incomplete.length + damaged.length === 0) {
+    result.note = await whatElseIsStored(storage, policyId);
+  }
+  return result;
+}
+
+/** Objects looked at for other policies' ids: enough for a hint, bounded on a large store. */
+const OTHER_POLICIES_SCAN = 5_000;
+
+/** Says which policies have backups in the store, for a policy that has none there. */
+async function whatElseIsStored(storage: Storage, policyId: string): Promise<string> {
+  const ids = new Set<string>();
+  let scanned = 0;
+  for await (const info of storage.list("backups/")) {
+    ids.add(info.key.split("/")[1]);
+    if (++scanned >= OTHER_POLICIES_SCAN) break;
+  }
+  const none = `No backups of policy "${policyId}" in ${storage.location}`;
+  if (ids.size === 0) {
+    return `${none}, nor of any other policy. If backups were expected here, check the ` +
+      "destination (bucket, prefix or path).";
+  }
+  const names = [...ids].map((id) => `"${id}"`).join(", ");
+  const more = scanned >= OTHER_POLICIES_SCAN ? " (among others)" : "";
+  return `${none}; it holds backups of policy ${names}${more}. Check the policy's id.`;
 }

@@ -328,6 +328,31 @@ Deno.test("listBackups and pruneBackups on a local store that does not exist: BU
   });
 });
 
+Deno.test("list of a policy with nothing in the store names the policies that have backups there", async () => {
+  await withTempDir("other-ids", async (dir) => {
+    const storage = new LocalStorage(path.join(dir, "store"));
+    await Deno.mkdir(path.join(dir, "store"));
+    const empty = await listBackups(storage, "srv");
+    assert.match(
+      empty.note ?? "",
+      /No backups of policy "srv" in .*store, nor of any other policy/,
+    );
+    const keyring = keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() });
+    await Deno.writeTextFile(path.join(dir, "a.txt"), "dados\n");
+    for (const id of ["fileserver", "web-01"]) {
+      const policy = validatePolicy({ id, paths: [path.join(dir, "a.txt")] }, "t");
+      await runBackup({ policy, storage, keyring });
+    }
+    // A mistyped id must not read as "no backups" without a word.
+    const mistyped = await listBackups(storage, "srv");
+    assert.deepEqual(mistyped.backups, []);
+    assert.match(mistyped.note ?? "", /holds backups of policy "fileserver", "web-01"\. Check/);
+    const found = await listBackups(storage, "fileserver");
+    assert.equal(found.backups.length, 1);
+    assert.equal(found.note, undefined);
+  });
+});
+
 Deno.test("one backup's files copied over another's: restore and decrypt refuse, list reports it", async () => {
   await withTempDir("backup", async (dir) => {
     const src = path.join(dir, "src");
