@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { IntellistorError } from "../lib/errors.ts";
 import { LocalStorage } from "../lib/storage/local.ts";
 import {
   assertIntellistorError,
@@ -120,6 +121,40 @@ Deno.test(
       assert.deepEqual(
         await Array.fromAsync(Deno.readDir(join(root, "dir")), (entry) => entry.name),
         ["target"],
+      );
+    } finally {
+      await cleanup();
+    }
+  },
+);
+
+Deno.test(
+  "LocalStorage: a temporary file deleted while it is written (list showed it) is named as such",
+  leakChecks,
+  async () => {
+    const { storage, root, cleanup } = await makeLocal();
+    try {
+      let sent = false;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent) {
+            // What a user following list's "incomplete" would delete, mid-backup.
+            for (const { key } of await Array.fromAsync(storage.unfinished("dir/"))) {
+              await Deno.remove(join(root, ...key.split("/")));
+            }
+            controller.close();
+            return;
+          }
+          sent = true;
+          controller.enqueue(new Uint8Array([1, 2, 3]));
+        },
+      });
+      await assert.rejects(
+        storage.put("dir/target", body),
+        (error: Error) =>
+          error instanceof IntellistorError && error.code === "IO_ERROR" &&
+          /temporary file \.tmp-\S+ was deleted while it was written/.test(error.message) &&
+          error.hint.includes("only while no backup is running"),
       );
     } finally {
       await cleanup();

@@ -14,9 +14,11 @@ export const listHelp = `Usage: intellistor list --policy FILE [--env-file FILE]
 
 Lists the policy's backups in its destination, oldest first, with the key to
 give to restore ("key_backup"). Objects without a manifest (interrupted
-backups) and a local store's leftover temporary files are listed under
-"incomplete"; manifests that cannot be read, belong to another backup, or whose
-object is missing or not the size they record, under "damaged". Needs no key.
+backups) and a local store's temporary files (delete them only while no backup
+runs) are listed under "incomplete"; manifests that cannot be read, belong to
+another backup, or whose object is missing or not the size they record, under
+"damaged". With nothing of this policy in the store, "note" names the policies
+that have backups there. Needs no key.
 
 With --key, lists the entries of that backup instead ("entries": relative_path,
 type, size, mtime, link), as restore would write them; --only selects as in

@@ -2,7 +2,7 @@
  * A `Storage` on a local directory (demo, USB/NAS targets, tests): key
  * "a/b/c" is the file `<root>/a/b/c`.
  */
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { IntellistorError, toIntellistorError } from "../errors.ts";
 import type { ByteRange, ObjectInfo, Storage } from "./storage.ts";
 import {
@@ -117,6 +117,17 @@ export class LocalStorage implements Storage {
         file.close();
       }
       await Deno.rename(tempPath, path).catch((error) => {
+        if (isNotFound(error)) {
+          // `list` shows a running backup's temporary file under "incomplete" too.
+          throw new IntellistorError(
+            "IO_ERROR",
+            `Cannot store "${key}" in ${this.location}: its temporary file ` +
+              `${basename(tempPath)} was deleted while it was written`,
+            "Delete the temporary files that list shows only while no backup is running; " +
+              "run the backup again.",
+            { cause: error },
+          );
+        }
         throw ioError(`Cannot store "${key}" in ${this.location}`, error);
       });
     } catch (error) {
