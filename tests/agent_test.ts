@@ -265,6 +265,8 @@ Deno.test("agent run: relative paths are refused (the scheduler's working direct
     const error = JSON.parse(result.stderr).error;
     assert.equal(error.code, "USAGE");
     assert.match(error.message, /absolute/);
+    // The example is a path of this system.
+    assert.match(error.hint, Deno.build.os === "windows" ? /"C:\\/ : /"\/opt\/intellistor\//);
     // So is a relative INTELLISTOR_STATE_DIR: the lock would move with the working directory.
     const relativeState = path.join(world.work, "secure", "relative-state.env");
     await writeEnv(relativeState, { ...world.env, INTELLISTOR_STATE_DIR: "relstate" });

@@ -83,7 +83,9 @@ function absolute(flag: string, value: string): string {
       "USAGE",
       `agent run: --${flag} must be an absolute path, got "${value}"`,
       "The scheduler starts the agent in another working directory: give full paths, " +
-        'e.g. --policy "C:\\intellistor\\policies\\p.yaml".',
+        (Deno.build.os === "windows"
+          ? 'e.g. --policy "C:\\intellistor\\policies\\p.yaml".'
+          : 'e.g. --policy "/opt/intellistor/policies/p.yaml".'),
     );
   }
   return path.normalize(value);
