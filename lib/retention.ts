@@ -287,7 +287,8 @@ async function whyNotCounted(
     if (failure.code === "BACKUP_NOT_FOUND") return GONE;
     return `cannot be verified with this key: ${failure.message}`;
   }
-  if (!sameSources(sources, policy.paths)) return "made from other paths";
+  // Named, so that a rebuilt server's operator can write them back to prune these.
+  if (!sameSources(sources, policy.paths)) return `made from other paths: ${sources.join(", ")}`;
   return undefined;
 }
 
