@@ -348,3 +348,29 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "a world-writable folder keeps its sticky bit; setuid and setgid are never restored",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await withTempDir("modes", async (work) => {
+      const source = path.join(work, "src");
+      await Deno.mkdir(path.join(source, "shared"), { recursive: true });
+      await Deno.mkdir(path.join(source, "group"));
+      await Deno.writeTextFile(path.join(source, "shared", "tool"), "#!/bin/sh\n");
+      await Deno.chmod(path.join(source, "shared"), 0o1777);
+      await Deno.chmod(path.join(source, "group"), 0o2775);
+      await Deno.chmod(path.join(source, "shared", "tool"), 0o4755);
+      const storage = new LocalStorage(path.join(work, "store"));
+      const policy = validatePolicy({ id: "modes", paths: [source] }, "t");
+      const backup = await runBackup({ policy, storage, keyring });
+      const out = path.join(work, "out");
+      const result = await runRestore({ storage, keyring, key: backup.key_backup, outDir: out });
+      assert.equal(result.integrity, "ok");
+      const mode = async (name: string) => (await Deno.stat(path.join(out, name))).mode! & 0o7777;
+      assert.equal(await mode("shared"), 0o1777);
+      assert.equal(await mode("group"), 0o775);
+      assert.equal(await mode("shared/tool"), 0o755);
+    });
+  },
+});

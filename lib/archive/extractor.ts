@@ -438,7 +438,7 @@ export class Extractor {
     target: string,
     listed: CatalogEntry,
   ): Promise<void> | undefined {
-    const mode = listed.mode & 0o777;
+    const mode = restoredMode(listed);
     const job: FileJob = {
       temporary: osPath(temporary, this.#platform),
       target: osPath(target, this.#platform),
@@ -478,8 +478,7 @@ export class Extractor {
 
   async #applyMetadata(target: string, entry: CatalogEntry): Promise<void> {
     const onDisk = osPath(target, this.#platform);
-    // setuid/setgid/sticky bits are not restored: only permissions.
-    if (this.#platform === "posix") await Deno.chmod(onDisk, entry.mode & 0o777);
+    if (this.#platform === "posix") await Deno.chmod(onDisk, restoredMode(entry));
     const mtime = new Date(entry.mtime);
     await Deno.utime(onDisk, mtime, mtime);
   }
@@ -592,4 +591,14 @@ class StreamBroken extends Error {
   constructor(cause: unknown) {
     super("input stream failed", { cause });
   }
+}
+
+/**
+ * The mode a restored entry gets: its permission bits, and a directory's
+ * sticky bit, which only restricts (without it, everyone may delete anyone's
+ * files in a world-writable folder such as a shared upload directory). Never
+ * setuid or setgid: a restore does not make programs that run as another user.
+ */
+function restoredMode(entry: CatalogEntry): number {
+  return entry.mode & (entry.type === "dir" ? 0o1777 : 0o777);
 }
