@@ -374,3 +374,28 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "a path longer than the system opens is a warning that says so, not a 4 KiB echo",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await withTempDir("deep", async (work) => {
+      const source = path.join(work, "src");
+      await Deno.mkdir(source);
+      // 20 folders of 250-byte names: made one `cd` at a time, as no call takes the whole path.
+      const script = `cd "$1" && for i in $(seq 10 29); do d=$(printf "%0250d" $i); ` +
+        `mkdir "$d" && cd "$d" || exit 1; done; echo deep > f.txt`;
+      const made = await new Deno.Command("bash", { args: ["-c", script, "bash", source] })
+        .output();
+      assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
+      const storage = new LocalStorage(path.join(work, "store"));
+      const policy = validatePolicy({ id: "deep", paths: [source] }, "t");
+      const backup = await runBackup({ policy, storage, keyring });
+      assert.equal(backup.partial, true);
+      assert.equal(backup.warnings.length, 1);
+      const [warning] = backup.warnings;
+      assert.match(warning.message, /^its path is longer than this system lets a program open/);
+      assert.ok(warning.message.length < 200);
+    });
+  },
+});

@@ -425,6 +425,11 @@ export function describeIoError(error: unknown, platform: Platform = currentPlat
   if (code === "ELOOP") {
     return "was replaced by a symbolic link during the backup; not followed";
   }
+  if (code === "ENAMETOOLONG") {
+    // The message would repeat the whole (over 4 KiB) path.
+    return "its path is longer than this system lets a program open (4,096 bytes on Linux); " +
+      "add a folder deeper down to the policy's paths to back it up";
+  }
   if (code === "ENXIO") return "was replaced by a socket during the backup";
   if (code === "EISDIR") return "was replaced by a directory during the backup";
   if (error instanceof Deno.errors.Busy || isLockedError(error, platform)) {
