@@ -293,32 +293,45 @@ export async function ensureDirectory(
   if (relativeDir === "") return current;
   resolveInside(outDir, relativeDir, platform);
   for (const segment of relativeDir.split("/")) {
-    current = path.join(current, segment);
-    const target = osPath(current, platform);
-    let info: Deno.FileInfo | undefined;
+    current = await ensureSubdirectory(current, segment, platform);
+  }
+  return current;
+}
+
+/**
+ * One step of `ensureDirectory`: `name` inside `parent`, a directory it has
+ * already made or checked; made if missing, refused if not a real directory.
+ */
+export async function ensureSubdirectory(
+  parent: string,
+  name: string,
+  platform: Platform = currentPlatform,
+): Promise<string> {
+  const current = path.join(parent, name);
+  const target = osPath(current, platform);
+  let info: Deno.FileInfo | undefined;
+  try {
+    info = await Deno.lstat(target);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  if (info === undefined) {
     try {
-      info = await Deno.lstat(target);
+      await Deno.mkdir(target, { mode: NEW_DIRECTORY_MODE });
     } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
     }
-    if (info === undefined) {
-      try {
-        await Deno.mkdir(target, { mode: NEW_DIRECTORY_MODE });
-      } catch (error) {
-        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-      }
-      info = await Deno.lstat(target);
-    }
-    if (!info.isDirectory || info.isSymlink) {
-      // Something already in --out (the restore makes its own links last).
-      throw new IntellistorError(
-        "OUTPUT_EXISTS",
-        `Refusing to restore into "${current}": it is ${
-          info.isSymlink ? "a symbolic link" : "not a directory"
-        }`,
-        "Restore into an empty directory, or remove what is in the way.",
-      );
-    }
+    info = await Deno.lstat(target);
+  }
+  if (!info.isDirectory || info.isSymlink) {
+    // Something already in --out (the restore makes its own links last).
+    throw new IntellistorError(
+      "OUTPUT_EXISTS",
+      `Refusing to restore into "${current}": it is ${
+        info.isSymlink ? "a symbolic link" : "not a directory"
+      }`,
+      "Restore into an empty directory, or remove what is in the way.",
+    );
   }
   return current;
 }

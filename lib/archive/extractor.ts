@@ -19,6 +19,7 @@ import {
   currentPlatform,
   ensureDirectory,
   ensureParentDirectory,
+  ensureSubdirectory,
   foldedNameClashes,
   osPath,
   parentOf,
@@ -331,7 +332,7 @@ export class Extractor {
   #directory(relativeDir: string): Promise<string> {
     let made = this.#directoriesMade.get(relativeDir);
     if (made === undefined) {
-      made = ensureDirectory(this.#options.outDir, relativeDir, this.#platform);
+      made = this.#makeDirectory(relativeDir);
       made.then(
         (directory) => this.#directoriesReady.set(relativeDir, directory),
         () => this.#directoriesMade.delete(relativeDir),
@@ -339,6 +340,20 @@ export class Extractor {
       this.#directoriesMade.set(relativeDir, made);
     }
     return made;
+  }
+
+  /**
+   * Checks and makes only the last name: the directories above were, once
+   * (checking every ancestor of each new directory made a restore's time grow
+   * with the square of the tree's depth).
+   */
+  async #makeDirectory(relativeDir: string): Promise<string> {
+    const { outDir } = this.#options;
+    if (relativeDir === "") return await ensureDirectory(outDir, "", this.#platform);
+    resolveInside(outDir, relativeDir, this.#platform);
+    const slash = relativeDir.lastIndexOf("/");
+    const parent = await this.#directory(slash === -1 ? "" : relativeDir.slice(0, slash));
+    return await ensureSubdirectory(parent, relativeDir.slice(slash + 1), this.#platform);
   }
 
   /**

@@ -153,6 +153,29 @@ Deno.test("Extractor refuses a symlink planted in --out before the restore", asy
   }
 });
 
+Deno.test("Extractor refuses a symlink planted deep in --out, under folders it made once", async () => {
+  const r = await extract(
+    [
+      { path: "a/ok.txt", type: "file", data: "fine" },
+      { path: "a/b/c/d/x.txt", type: "file", data: "evil" },
+      { path: "a/b/c/e/y.txt", type: "file", data: "evil" },
+      { path: "a/b/z.txt", type: "file", data: "fine" },
+    ],
+    async (out, outside) => {
+      await Deno.mkdir(path.join(out, "a", "b"), { recursive: true });
+      await Deno.symlink(outside, path.join(out, "a", "b", "c"));
+    },
+  );
+  try {
+    assert.deepEqual(r.outsideEntries, []);
+    assert.deepEqual(r.extractor.failures.map((f) => f.path), ["a/b/c/d/x.txt", "a/b/c/e/y.txt"]);
+    for (const failure of r.extractor.failures) assert.match(failure.message, /symbolic link/);
+    assert.equal(Deno.readTextFileSync(path.join(r.out, "a", "b", "z.txt")), "fine");
+  } finally {
+    await r.cleanup();
+  }
+});
+
 Deno.test("Extractor leaves no file under its real name when the SHA-256 differs", async () => {
   const r = await extract([
     { path: "bad.txt", type: "file", data: "content", claimedSha256: "0".repeat(64) },
