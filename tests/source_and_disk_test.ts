@@ -10,6 +10,8 @@ import {
   validatePolicy,
 } from "../mod.ts";
 import { IntellistorError, toIntellistorError } from "../lib/errors.ts";
+import { type SourceEntry, type WalkFileSystem, walkSources } from "../lib/archive/walk.ts";
+import type { BackupWarning } from "../lib/archive/catalog.ts";
 import { restoreExitCode } from "../lib/cli/restore.ts";
 import { pseudoRandomBytes } from "./support/tree.ts";
 import { withTempDir } from "./support/temp.ts";
@@ -398,4 +400,54 @@ Deno.test({
       assert.ok(warning.message.length < 200);
     });
   },
+});
+
+Deno.test("a large directory is listed asynchronously, in the same order; a failed listing is a warning", async () => {
+  await withTempDir("large-dir", async (work) => {
+    const source = path.join(work, "src");
+    await Deno.mkdir(path.join(source, "big"), { recursive: true });
+    await Deno.mkdir(path.join(source, "small"));
+    for (let i = 0; i < 300; i++) await Deno.writeTextFile(path.join(source, "big", `f${i}`), "");
+    await Deno.writeTextFile(path.join(source, "small", "a"), "");
+    const bigPath = path.join(source, "big");
+    // The directory's size is the file system's own measure: "big" is made to report 1 MiB.
+    const sized = (p: string, info: Deno.FileInfo) =>
+      p === bigPath ? { ...info, size: 1 << 20 } : info;
+    const listedAsync: string[] = [];
+    const walk = async (failAsync: boolean) => {
+      const fileSystem: WalkFileSystem = {
+        stat: async (p) => sized(p, await Deno.stat(p)),
+        lstat: (p) => sized(p, Deno.lstatSync(p)),
+        readDir: (p) => Deno.readDirSync(p),
+        readDirAsync: (p) => {
+          listedAsync.push(p);
+          if (failAsync) throw new Deno.errors.PermissionDenied("Permission denied (os error 13)");
+          return Deno.readDir(p);
+        },
+        readLink: (p) => Deno.readLinkSync(p),
+        realPath: (p) => Deno.realPath(p),
+      };
+      const entries: SourceEntry[] = [];
+      const warnings: BackupWarning[] = [];
+      const options = { warn: (w: BackupWarning) => warnings.push(w), fileSystem };
+      for await (const entry of walkSources([source], options)) entries.push(entry);
+      return { names: entries.map((e) => e.relativePath), warnings };
+    };
+    const listed = await walk(false);
+    assert.deepEqual(listedAsync, [bigPath]);
+    const expected = [
+      "big",
+      ...Array.from({ length: 300 }, (_, i) => `big/f${i}`).sort(),
+      "small",
+      "small/a",
+    ];
+    assert.deepEqual(listed.names, expected);
+    assert.deepEqual(listed.warnings, []);
+    const failed = await walk(true);
+    assert.deepEqual(failed.names, ["big", "small", "small/a"]);
+    assert.deepEqual(failed.warnings.map((w) => [w.path, w.message]), [[
+      bigPath,
+      "permission denied",
+    ]]);
+  });
 });

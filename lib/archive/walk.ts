@@ -85,6 +85,8 @@ export interface WalkFileSystem {
   stat(path: string): Promise<WalkFileInfo>;
   lstat(path: string): WalkFileInfo;
   readDir(path: string): Iterable<{ name: string }>;
+  /** For a large directory (see LARGE_DIRECTORY_BYTES); `readDir` when absent. */
+  readDirAsync?(path: string): AsyncIterable<{ name: string }>;
   readLink(path: string): string;
   realPath(path: string): Promise<string>;
 }
@@ -93,6 +95,7 @@ const denoFileSystem: WalkFileSystem = {
   stat: (p) => Deno.stat(p),
   lstat: (p) => Deno.lstatSync(p),
   readDir: (p) => Deno.readDirSync(p),
+  readDirAsync: (p) => Deno.readDir(p),
   readLink: (p) => Deno.readLinkSync(p),
   realPath: (p) => Deno.realPath(p),
 };
@@ -177,11 +180,59 @@ export async function* walkSources(
     // joined by concatenation.
     const directory = withoutTrailingSeparator(pathApi(platform).normalize(root), platform);
     const realDirectory = realRoot !== undefined && realRoot !== directory ? realRoot : undefined;
-    yield* walkDirectory(directory, several ? rootName : "", false, context, {
-      realDirectory,
-      info,
-      swapAbove,
-    });
+    yield* servingListings(
+      walkDirectory(directory, several ? rootName : "", false, context, {
+        realDirectory,
+        info,
+        swapAbove,
+      }),
+      fs,
+    );
+  }
+}
+
+/**
+ * A directory whose size (as the file system reports it, roughly 16–40 bytes
+ * a name) passes this is listed asynchronously. Deno's synchronous listing
+ * of 200,000 names took 1.0–1.3 s and 169 MiB, the asynchronous one 0.7 s and
+ * 66 MiB; for small directories the synchronous one is faster.
+ */
+const LARGE_DIRECTORY_BYTES = 256 << 10;
+
+/** The walk's request to list a large directory; answered with its names or the error. */
+class ListingRequest {
+  constructor(readonly path: string) {}
+}
+
+type ListingReply = string[] | { failed: unknown } | undefined;
+
+type DirectoryWalk = Generator<SourceEntry | ListingRequest, void, ListingReply>;
+
+/** Runs a directory's synchronous walk, answering its listing requests with an await each. */
+async function* servingListings(
+  walk: DirectoryWalk,
+  fs: WalkFileSystem,
+): AsyncGenerator<SourceEntry> {
+  try {
+    let reply: ListingReply;
+    for (;;) {
+      const step = walk.next(reply);
+      reply = undefined;
+      if (step.done) return;
+      if (!(step.value instanceof ListingRequest)) {
+        yield step.value;
+        continue;
+      }
+      try {
+        const names: string[] = [];
+        for await (const item of fs.readDirAsync!(step.value.path)) names.push(item.name);
+        reply = names;
+      } catch (error) {
+        reply = { failed: error };
+      }
+    }
+  } finally {
+    walk.return();
   }
 }
 
@@ -263,7 +314,7 @@ function* walkDirectory(
   literal: boolean,
   context: WalkContext,
   place: DirectoryPlace,
-): Generator<SourceEntry> {
+): DirectoryWalk {
   const { options, platform, fs, skip } = context;
   const { realDirectory, swapAbove } = place;
   const realJoin = realDirectory === undefined
@@ -271,9 +322,14 @@ function* walkDirectory(
     : (name: string) => realDirectory === "/" ? `/${name}` : `${realDirectory}/${name}`;
   let names: string[];
   try {
-    names = [];
-    for (const item of fs.readDir(realDirectory ?? osPath(directory, platform, { literal }))) {
-      names.push(item.name);
+    const listPath = realDirectory ?? osPath(directory, platform, { literal });
+    if (fs.readDirAsync !== undefined && place.info.size > LARGE_DIRECTORY_BYTES) {
+      const reply = yield new ListingRequest(listPath);
+      if (!Array.isArray(reply)) throw reply?.failed;
+      names = reply;
+    } else {
+      names = [];
+      for (const item of fs.readDir(listPath)) names.push(item.name);
     }
   } catch (error) {
     leaveOut(options, directory, describeIoError(error, platform));
