@@ -18,11 +18,14 @@ const OUTPUT_CHUNK = 256 << 10;
 export function gunzip(): ReadableWritablePair<Uint8Array, Uint8Array> {
   const inflater = zlib.createGunzip({ chunkSize: OUTPUT_CHUNK });
   let output!: ReadableStreamDefaultController<Uint8Array>;
+  // Cancelled, errored or ended: zlib may still emit a chunk it held, to be dropped.
+  let finished = false;
   // zlib reports bad data as an 'error' event: keep it, and fail the next step with it.
   let failure: unknown;
   let fail!: (error: unknown) => void;
   const failed = new Promise<never>((_, reject) => {
     fail = (error) => {
+      finished = true;
       failure ??= error;
       reject(failure);
     };
@@ -46,12 +49,15 @@ export function gunzip(): ReadableWritablePair<Uint8Array, Uint8Array> {
     },
   }, new CountQueuingStrategy({ highWaterMark: 1 }));
   inflater.on("data", (chunk: Uint8Array) => {
+    if (finished) return;
     output.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     // zlib then stops once its own small buffer is full, until `pull` resumes it.
     if (output.desiredSize !== null && output.desiredSize <= 0) inflater.pause();
   });
   inflater.once("end", () => {
-    if (failure === undefined) output.close();
+    if (finished) return;
+    finished = true;
+    output.close();
   });
   const step = (action: (done: (error?: Error | null) => void) => void) =>
     failure !== undefined ? Promise.reject(failure) : Promise.race([

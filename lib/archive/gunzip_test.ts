@@ -77,3 +77,17 @@ Deno.test("gunzip: a failure before it reaches the reader", async () => {
   });
   await assert.rejects(readAll(upstream.pipeThrough(gunzip())), /chunk 3 failed/);
 });
+
+Deno.test("gunzip: a reader that cancels while zlib holds output ends cleanly", async () => {
+  const data = new Uint8Array(zlib.gzipSync(new Uint8Array(16 << 20)));
+  for (let reads = 1; reads <= 3; reads++) {
+    const { writable, readable } = gunzip();
+    const piped = new Blob([data]).stream().pipeTo(writable);
+    const reader = readable.getReader();
+    for (let i = 0; i < reads; i++) await reader.read();
+    // zlib was resumed by the last read; its next chunk comes after the cancel.
+    await reader.cancel();
+    await assert.rejects(piped);
+    await settle();
+  }
+});
