@@ -5,7 +5,7 @@
  * read, belongs to another backup, or whose object is missing or not the size
  * it records, as damaged: one bad backup never hides the others.
  */
-import { IntellistorError, STORE_FAILURES, toIntellistorError } from "./errors.ts";
+import { IntellistorError, isStop, STORE_FAILURES, toIntellistorError } from "./errors.ts";
 import {
   assertManifestFor,
   type Manifest,
@@ -58,6 +58,8 @@ export interface ListOptions {
    * (prune) need not fetch it again; its errors end the listing.
    */
   inspect?: (backup: BackupListing, manifest: Manifest) => Promise<void>;
+  /** Look for other policies' backups when this one has nothing (`note`); true by default. */
+  explainEmpty?: boolean;
 }
 
 /**
@@ -120,7 +122,7 @@ export async function listBackups(
       // The store failing is not damage to one backup: it ends the listing.
       if (STORE_FAILURES.has(failure.code)) throw failure;
       // Listed, then deleted before it was read (a prune running elsewhere): gone, not damaged.
-      if (failure.code === "BACKUP_NOT_FOUND") continue;
+      if (failure.code === "BACKUP_NOT_FOUND" && await stillThere(storage)) continue;
       damaged.push({ key_backup: objectKey, key_manifest: key, message: failure.message });
       continue;
     }
@@ -136,22 +138,45 @@ export async function listBackups(
     for await (const info of storage.unfinished(`backups/${policyId}/`)) incomplete.push(info.key);
   }
   const result: ListResult = { policy: policyId, backups, incomplete: incomplete.sort(), damaged };
-  if (backups.length + incomplete.length + damaged.length === 0) {
+  if (options.explainEmpty !== false && backups.length + incomplete.length + damaged.length === 0) {
     result.note = await whatElseIsStored(storage, policyId);
   }
   return result;
 }
 
+/**
+ * After an object listed a moment ago was not found: true when the store is
+ * still there (the object was deleted meanwhile); a local store whose folder
+ * went away (a disk unmounted, a share dropped) is BUCKET_NOT_FOUND instead.
+ * A missing S3 bucket already answers that way.
+ */
+export async function stillThere(storage: Storage): Promise<true> {
+  if (storage instanceof LocalStorage) await storage.assertExists();
+  return true;
+}
+
 /** Objects looked at for other policies' ids: enough for a hint, bounded on a large store. */
 const OTHER_POLICIES_SCAN = 5_000;
 
-/** Says which policies have backups in the store, for a policy that has none there. */
-async function whatElseIsStored(storage: Storage, policyId: string): Promise<string> {
+/**
+ * Says which policies have backups in the store, for a policy that has none
+ * there; nothing when the store does not let us look (a user allowed to
+ * list only this policy's folder still gets the empty list).
+ */
+async function whatElseIsStored(storage: Storage, policyId: string): Promise<string | undefined> {
   const ids = new Set<string>();
   let scanned = 0;
-  for await (const info of storage.list("backups/")) {
-    ids.add(info.key.split("/")[1]);
-    if (++scanned >= OTHER_POLICIES_SCAN) break;
+  try {
+    for await (const { key } of storage.list("backups/")) {
+      // backups/<id>/<timestamp>/<backup_id>/<name>: a stray file is no policy's.
+      const parts = key.split("/");
+      const backupFile = parts[4] === MANIFEST_NAME || parts[4] === OBJECT_NAME;
+      if (parts.length === 5 && backupFile && parts[1] !== policyId) ids.add(parts[1]);
+      if (++scanned >= OTHER_POLICIES_SCAN) break;
+    }
+  } catch (error) {
+    if (isStop(error)) throw error;
+    return undefined;
   }
   const none = `No backups of policy "${policyId}" in ${storage.location}`;
   if (ids.size === 0) {

@@ -35,7 +35,7 @@ import {
   STORE_FAILURES,
   toIntellistorError,
 } from "./errors.ts";
-import { type BackupListing, listBackups } from "./list.ts";
+import { type BackupListing, listBackups, stillThere } from "./list.ts";
 import { type Manifest, manifestKeyFor, openManifestHead } from "./manifest.ts";
 import { comparisonKey, type Policy, type Retention, validatePolicy } from "./policy/policy.ts";
 import { openObjectHeader } from "./restore.ts";
@@ -189,6 +189,7 @@ export async function pruneBackups(options: PruneOptions): Promise<PruneResult> 
   const untouched: UntouchedBackup[] = [];
   // Each manifest is checked as the listing reads it, never fetched twice.
   const listing = await listBackups(storage, policy.id, {
+    explainEmpty: false,
     inspect: async (backup, manifest) => {
       const reason = await whyNotCounted(storage, keyring, backup, manifest, policy, host, latest);
       if (reason === undefined) counted.push(backup);
@@ -284,7 +285,7 @@ async function whyNotCounted(
   } catch (error) {
     const failure = toIntellistorError(error);
     if (STORE_FAILURES.has(failure.code)) throw failure;
-    if (failure.code === "BACKUP_NOT_FOUND") return GONE;
+    if (failure.code === "BACKUP_NOT_FOUND" && await stillThere(storage)) return GONE;
     return `cannot be verified with this key: ${failure.message}`;
   }
   // Named, so that a rebuilt server's operator can write them back to prune these.

@@ -17,6 +17,7 @@ import {
   pruneBackups,
   runBackup,
   runRestore,
+  type Storage,
   validatePolicy,
 } from "../mod.ts";
 import { readAll } from "../lib/streams.ts";
@@ -343,13 +344,59 @@ Deno.test("list of a policy with nothing in the store names the policies that ha
       const policy = validatePolicy({ id, paths: [path.join(dir, "a.txt")] }, "t");
       await runBackup({ policy, storage, keyring });
     }
+    // Stray files are no policy's backups, and the policy asked for is not among "the others".
+    await Deno.writeTextFile(path.join(dir, "store", "backups", "Thumbs.db"), "");
+    await Deno.mkdir(path.join(dir, "store", "backups", "srv"));
+    await Deno.writeTextFile(path.join(dir, "store", "backups", "srv", ".DS_Store"), "");
     // A mistyped id must not read as "no backups" without a word.
     const mistyped = await listBackups(storage, "srv");
     assert.deepEqual(mistyped.backups, []);
-    assert.match(mistyped.note ?? "", /holds backups of policy "fileserver", "web-01"\. Check/);
+    assert.match(
+      mistyped.note ?? "",
+      /; it holds backups of policy "fileserver", "web-01"\. Check the policy's id\.$/,
+    );
     const found = await listBackups(storage, "fileserver");
     assert.equal(found.backups.length, 1);
     assert.equal(found.note, undefined);
+    // A user allowed to list only this policy's folder gets the empty list, without the note.
+    const narrow: Storage = {
+      location: storage.location,
+      put: (key, body) => storage.put(key, body),
+      get: (key, range) => storage.get(key, range),
+      head: (key) => storage.head(key),
+      list: (prefix) => {
+        if (prefix === "backups/") {
+          throw new IntellistorError("ACCESS_DENIED", `cannot list "${prefix}"`, "-");
+        }
+        return storage.list(prefix);
+      },
+      delete: (key) => storage.delete(key),
+      close: () => storage.close(),
+    };
+    const allowed = await listBackups(narrow, "srv");
+    assert.deepEqual([allowed.backups, allowed.note], [[], undefined]);
+  });
+});
+
+Deno.test("list: a local store that goes away while it is read is BUCKET_NOT_FOUND, not empty", async () => {
+  await withTempDir("unmounted", async (dir) => {
+    const store = path.join(dir, "store");
+    const keyring = keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() });
+    await Deno.writeTextFile(path.join(dir, "a.txt"), "dados\n");
+    const policy = validatePolicy({ id: "t", paths: [path.join(dir, "a.txt")] }, "t");
+    await runBackup({ policy, storage: new LocalStorage(store), keyring });
+    // The disk is unmounted between the listing and the first read.
+    class Unmounting extends LocalStorage {
+      override async get(key: string, range?: { start: number; end: number }) {
+        await Deno.rename(store, path.join(dir, "elsewhere")).catch(() => {});
+        return await super.get(key, range);
+      }
+    }
+    const unmounting = new Unmounting(store);
+    await assert.rejects(
+      listBackups(unmounting, "t"),
+      (error: Error) => error instanceof IntellistorError && error.code === "BUCKET_NOT_FOUND",
+    );
   });
 });
 
