@@ -156,6 +156,27 @@ Deno.test(
           /temporary file \.tmp-\S+ was deleted while it was written/.test(error.message) &&
           error.hint.includes("only while no backup is running"),
       );
+      // The store moved away (a disk remounted elsewhere) while a put wrote: not "deleted".
+      let moved = false;
+      const body2 = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (moved) return controller.close();
+          controller.enqueue(new Uint8Array([1, 2, 3]));
+          await new Promise((resolve) => setTimeout(resolve, 10));
+          await Deno.rename(root, `${root}-moved`);
+          moved = true;
+        },
+      });
+      try {
+        await assert.rejects(
+          storage.put("dir/target", body2),
+          (error: Error) =>
+            error instanceof IntellistorError && error.code === "BUCKET_NOT_FOUND" &&
+            error.message.includes("does not exist"),
+        );
+      } finally {
+        await Deno.rename(`${root}-moved`, root);
+      }
     } finally {
       await cleanup();
     }

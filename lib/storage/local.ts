@@ -116,8 +116,10 @@ export class LocalStorage implements Storage {
       } finally {
         file.close();
       }
-      await Deno.rename(tempPath, path).catch((error) => {
+      await Deno.rename(tempPath, path).catch(async (error) => {
         if (isNotFound(error)) {
+          // The whole store may have gone (unmounted, moved): BUCKET_NOT_FOUND then.
+          await this.assertExists();
           // `list` shows a running backup's temporary file under "incomplete" too.
           throw new IntellistorError(
             "IO_ERROR",
