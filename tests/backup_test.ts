@@ -17,12 +17,12 @@ import {
   pruneBackups,
   runBackup,
   runRestore,
-  type Storage,
   validatePolicy,
 } from "../mod.ts";
 import { readAll } from "../lib/streams.ts";
 import { IntellistorError } from "../lib/errors.ts";
 import { runCli } from "./support/cli.ts";
+import { withCalls } from "./support/faulty_storage.ts";
 import { withTempDir } from "./support/temp.ts";
 
 async function write(file: string, text = "x"): Promise<void> {
@@ -359,20 +359,14 @@ Deno.test("list of a policy with nothing in the store names the policies that ha
     assert.equal(found.backups.length, 1);
     assert.equal(found.note, undefined);
     // A user allowed to list only this policy's folder gets the empty list, without the note.
-    const narrow: Storage = {
-      location: storage.location,
-      put: (key, body) => storage.put(key, body),
-      get: (key, range) => storage.get(key, range),
-      head: (key) => storage.head(key),
+    const narrow = withCalls(storage, {
       list: (prefix) => {
         if (prefix === "backups/") {
           throw new IntellistorError("ACCESS_DENIED", `cannot list "${prefix}"`, "-");
         }
         return storage.list(prefix);
       },
-      delete: (key) => storage.delete(key),
-      close: () => storage.close(),
-    };
+    });
     const allowed = await listBackups(narrow, "srv");
     assert.deepEqual([allowed.backups, allowed.note], [[], undefined]);
   });

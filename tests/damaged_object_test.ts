@@ -16,6 +16,7 @@ import {
   validatePolicy,
 } from "../mod.ts";
 import { runCli } from "./support/cli.ts";
+import { withCalls } from "./support/faulty_storage.ts";
 import { pseudoRandomBytes } from "./support/tree.ts";
 import { withTempDir } from "./support/temp.ts";
 
@@ -47,18 +48,12 @@ async function setUp(work: string, segmentTarget = SEGMENT_TARGET) {
 /** The store, with every `get` recorded (its range, or "whole"). */
 function countingReads(storage: Storage) {
   const reads: Array<{ start: number; end: number } | "whole"> = [];
-  const counting: Storage = {
-    location: storage.location,
-    put: (key, body) => storage.put(key, body),
+  const counting = withCalls(storage, {
     get: (key, range) => {
       reads.push(range ?? "whole");
       return storage.get(key, range);
     },
-    head: (key) => storage.head(key),
-    list: (prefix) => storage.list(prefix),
-    delete: (key) => storage.delete(key),
-    close: () => storage.close(),
-  };
+  });
   return { counting, reads };
 }
 

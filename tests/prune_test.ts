@@ -21,6 +21,7 @@ import {
   validatePolicy,
 } from "../mod.ts";
 import { runCli } from "./support/cli.ts";
+import { withCalls } from "./support/faulty_storage.ts";
 import { s3rverCredentials, startS3Server } from "./support/s3_server.ts";
 import { withTempDir } from "./support/temp.ts";
 
@@ -43,6 +44,12 @@ async function backupsOnDays(
     keys.push((await runBackup({ policy, storage, keyring, now: () => when })).key_backup);
   }
   return keys;
+}
+
+/** `agent run` of `policyFile`, its state in `dir`/state. */
+function runAgent(dir: string, policyFile: string, envFile: string) {
+  const args = ["agent", "run", "--policy", policyFile, "--env-file", envFile];
+  return runCli([...args, "--state-dir", path.join(dir, "state")], { cwd: dir });
 }
 
 async function filesUnder(root: string): Promise<string[]> {
@@ -249,19 +256,7 @@ Deno.test("agent run: after its backup the agent prunes by the policy's rules, o
         policyFile,
         `id: kept\npaths: [${JSON.stringify(source)}]\nretention: {keep_last: 2}\n`,
       );
-      const agentRun = () =>
-        runCli([
-          "agent",
-          "run",
-          "--policy",
-          policyFile,
-          "--env-file",
-          envFile,
-          "--state-dir",
-          path.join(dir, "state"),
-        ], {
-          cwd: dir,
-        });
+      const agentRun = () => runAgent(dir, policyFile, envFile);
       const run = await agentRun();
       assert.equal(run.code, 0, run.stderr);
       const result = run.json() as {
@@ -349,18 +344,12 @@ Deno.test("a stopped prune deletes nothing more, and never a manifest without it
     );
     const stop = new AbortController();
     // The stop comes while the first backup is deleted: the second is left whole.
-    const deleting: Storage = {
-      location: storage.location,
-      put: (key, body) => storage.put(key, body),
-      get: (key, range) => storage.get(key, range),
-      head: (key) => storage.head(key),
-      list: (prefix) => storage.list(prefix),
+    const deleting = withCalls(storage, {
       delete: async (key) => {
         await storage.delete(key);
         stop.abort();
       },
-      close: () => storage.close(),
-    };
+    });
     await assert.rejects(
       pruneBackups({
         storage: deleting,
@@ -388,22 +377,17 @@ Deno.test("a backup deleted elsewhere while list or prune reads it is left out, 
     const storage = new LocalStorage(path.join(dir, "store"));
     const [first, second, third] = await backupsOnDays(storage, source, 3, env);
     // Another machine's prune deletes a backup (manifest first) just after this listing saw it.
-    const deletedOnRead = (victim: string, when: "manifest" | "object"): Storage => ({
-      location: storage.location,
-      put: (key, body) => storage.put(key, body),
-      get: async (key, range) => {
-        const trigger = when === "manifest" ? manifestKeyFor(victim) : victim;
-        if (key === trigger) {
-          await storage.delete(manifestKeyFor(victim));
-          await storage.delete(victim);
-        }
-        return storage.get(key, range);
-      },
-      head: (key) => storage.head(key),
-      list: (prefix) => storage.list(prefix),
-      delete: (key) => storage.delete(key),
-      close: () => storage.close(),
-    });
+    const deletedOnRead = (victim: string, when: "manifest" | "object"): Storage =>
+      withCalls(storage, {
+        get: async (key, range) => {
+          const trigger = when === "manifest" ? manifestKeyFor(victim) : victim;
+          if (key === trigger) {
+            await storage.delete(manifestKeyFor(victim));
+            await storage.delete(victim);
+          }
+          return storage.get(key, range);
+        },
+      });
     const listing = await listBackups(deletedOnRead(first, "manifest"), "kept");
     assert.deepEqual(listing.backups.map((b) => b.key_backup), [second, third]);
     assert.deepEqual([listing.incomplete, listing.damaged], [[], []]);
@@ -450,16 +434,7 @@ Deno.test("agent run: its prune never deletes the backup it just made, even if a
       keyring: keyringFromEnv(env),
       now: () => later,
     });
-    const run = await runCli([
-      "agent",
-      "run",
-      "--policy",
-      policyFile,
-      "--env-file",
-      envFile,
-      "--state-dir",
-      path.join(dir, "state"),
-    ], { cwd: dir });
+    const run = await runAgent(dir, policyFile, envFile);
     assert.equal(run.code, 0, run.stderr);
     const own = (run.json() as { backup: { key_backup: string } }).backup.key_backup;
     assert.deepEqual(run.json().prune, { kept: 2, removed: [], untouched: 0 });

@@ -95,3 +95,20 @@ export class FaultyStorage implements Storage {
     return this.inner.close();
   }
 }
+
+/** `storage` with some of its calls replaced, for a test's one-off behaviour. */
+export function withCalls(
+  storage: Storage,
+  replaced: Partial<Omit<Storage, "location" | "unfinished">>,
+): Storage {
+  return {
+    location: storage.location,
+    put: (key, body) => storage.put(key, body),
+    get: (key, range) => storage.get(key, range),
+    head: (key) => storage.head(key),
+    list: (prefix) => storage.list(prefix),
+    delete: (key) => storage.delete(key),
+    close: () => storage.close(),
+    ...replaced,
+  };
+}
