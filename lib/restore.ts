@@ -209,8 +209,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
       `No entry of backup ${manifest.value.backup_id} matches --only ${
         unmatched.map((p) => JSON.stringify(p)).join(" ")
       }`,
-      'Patterns apply to relative_path: without "/" they match a file or directory name at any ' +
-        'depth ("*.png"), with "/" they match from the start ("docs/*").',
+      noMatchHint(unmatched, entries, content.sources.length > 1, platform === "windows"),
     );
   }
 
@@ -285,6 +284,39 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreResult
     selective: matcher !== undefined,
     duration_ms: Math.round(performance.now() - startedMs),
   };
+}
+
+/**
+ * The pattern rule, and for a backup of several paths, where every name
+ * starts with its path's folder, the form of the pattern that would match.
+ */
+function noMatchHint(
+  unmatched: string[],
+  entries: EntryTable,
+  severalPaths: boolean,
+  caseInsensitive: boolean,
+): string {
+  const rule = 'Patterns apply to relative_path: without "/" they match a file or directory ' +
+    'name at any depth ("*.png"), with "/" they match from the start ("docs/*").';
+  if (!severalPaths) return rule;
+  const folders = new Set<string>();
+  for (let i = 0; i < entries.length; i++) folders.add(entries.path(i).split("/")[0]);
+  const suggestions: string[] = [];
+  for (const pattern of unmatched.filter((p) => p.includes("/"))) {
+    for (const folder of folders) {
+      const candidate = `${folder}/${pattern}`;
+      const matches = compilePatterns([candidate], { caseInsensitive });
+      let found = false;
+      for (let i = 0; i < entries.length && !found; i++) found = matches(entries.path(i));
+      if (found) {
+        suggestions.push(JSON.stringify(candidate));
+        break;
+      }
+    }
+  }
+  const names = [...folders].slice(0, 5).map((name) => JSON.stringify(name)).join(", ");
+  return `${rule} This backup holds several paths: each name starts with its path's folder ` +
+    `(${names})` + (suggestions.length > 0 ? `; try ${suggestions.join(" ")}.` : ".");
 }
 
 /** One restore's reading of its backup object, and where the entries go. */

@@ -584,3 +584,30 @@ Deno.test("a file where the backup has a directory is named before anything is r
     assert.deepEqual([...Deno.readDirSync(out)].map((e) => e.name), ["docs"]);
   });
 });
+
+Deno.test("NO_MATCH in a backup of several paths suggests the pattern under the path's folder", async () => {
+  await withTempDir("no-match", async (dir) => {
+    const share = path.join(dir, "share");
+    const etc = path.join(dir, "etc");
+    await Deno.mkdir(path.join(share, "zoneinfo", "Europe"), { recursive: true });
+    await Deno.mkdir(etc);
+    await Deno.writeTextFile(path.join(share, "zoneinfo", "Europe", "Lisbon"), "TZif");
+    await Deno.writeTextFile(path.join(etc, "a.conf"), "x=1\n");
+    const storage = new LocalStorage(path.join(dir, "store"));
+    const keyring = keyringFromEnv({ INTELLISTOR_KEY: generateRootKey() });
+    const policy = validatePolicy({ id: "two", paths: [share, etc] }, "t");
+    const backup = await runBackup({ policy, storage, keyring });
+    const restore = (only: string[]) =>
+      runRestore({ storage, keyring, key: backup.key_backup, outDir: path.join(dir, "out"), only });
+    await assert.rejects(
+      restore(["zoneinfo/Europe/*", "*.conf"]),
+      (error: Error) =>
+        error instanceof IntellistorError && error.code === "NO_MATCH" &&
+        error.hint.includes(`each name starts with its path's folder ("share", "etc")`) &&
+        error.hint.endsWith('; try "share/zoneinfo/Europe/*".'),
+    );
+    // The suggestion is right: it restores the file.
+    const result = await restore(["share/zoneinfo/Europe/*"]);
+    assert.equal(result.restored, 1);
+  });
+});
