@@ -122,7 +122,10 @@ export async function listBackups(
       // The store failing is not damage to one backup: it ends the listing.
       if (STORE_FAILURES.has(failure.code)) throw failure;
       // Listed, then deleted before it was read (a prune running elsewhere): gone, not damaged.
-      if (failure.code === "BACKUP_NOT_FOUND" && await stillThere(storage)) continue;
+      if (failure.code === "BACKUP_NOT_FOUND") {
+        await assertStoreStillThere(storage);
+        continue;
+      }
       damaged.push({ key_backup: objectKey, key_manifest: key, message: failure.message });
       continue;
     }
@@ -145,14 +148,13 @@ export async function listBackups(
 }
 
 /**
- * After an object listed a moment ago was not found: true when the store is
- * still there (the object was deleted meanwhile); a local store whose folder
- * went away (a disk unmounted, a share dropped) is BUCKET_NOT_FOUND instead.
- * A missing S3 bucket already answers that way.
+ * After an object listed a moment ago was not found: it was deleted meanwhile
+ * if the store is still there; a local store whose folder went away (a disk
+ * unmounted, a share dropped) is BUCKET_NOT_FOUND instead. A missing S3
+ * bucket already answers that way.
  */
-export async function stillThere(storage: Storage): Promise<true> {
+export async function assertStoreStillThere(storage: Storage): Promise<void> {
   if (storage instanceof LocalStorage) await storage.assertExists();
-  return true;
 }
 
 /** Objects looked at for other policies' ids: enough for a hint, bounded on a large store. */

@@ -35,7 +35,7 @@ import {
   STORE_FAILURES,
   toIntellistorError,
 } from "./errors.ts";
-import { type BackupListing, listBackups, stillThere } from "./list.ts";
+import { assertStoreStillThere, type BackupListing, listBackups } from "./list.ts";
 import { type Manifest, manifestKeyFor, openManifestHead } from "./manifest.ts";
 import { comparisonKey, type Policy, type Retention, validatePolicy } from "./policy/policy.ts";
 import { openObjectHeader } from "./restore.ts";
@@ -285,7 +285,10 @@ async function whyNotCounted(
   } catch (error) {
     const failure = toIntellistorError(error);
     if (STORE_FAILURES.has(failure.code)) throw failure;
-    if (failure.code === "BACKUP_NOT_FOUND" && await stillThere(storage)) return GONE;
+    if (failure.code === "BACKUP_NOT_FOUND") {
+      await assertStoreStillThere(storage);
+      return GONE;
+    }
     return `cannot be verified with this key: ${failure.message}`;
   }
   // Named, so that a rebuilt server's operator can write them back to prune these.
